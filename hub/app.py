@@ -1,0 +1,120 @@
+"""The application factory: builds a hub from settings, with nothing done at import."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from hub import auth, db
+from hub.clock import Clock
+from hub.config import Settings, ensure_secret_key, load_settings
+from hub.errors import ServiceError
+from hub.runtime import HubRuntime
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    start: bool = True,
+    flask_config: dict[str, Any] | None = None,
+) -> Flask:
+    """Build a hub app; `start` connects the broker and begins background work."""
+    settings = ensure_secret_key(settings or load_settings())
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="empfang_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        SOCK_SERVER_OPTIONS={"ping_interval": 25},
+        EMPFANG=settings,
+    )
+    if settings.public_url.startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.config.update(flask_config or {})
+
+    runtime = HubRuntime(settings, clock)
+    app.extensions["empfang"] = runtime
+    CSRFProtect(app)
+    db.init_app(app)
+    app.before_request(auth.load_user)
+    _register_blueprints(app)
+    _register_errors(app)
+    app.add_template_global(settings.site, "site")
+    app.add_template_filter(lambda dt: format_local(dt, runtime), "localtime")
+
+    @app.get("/")
+    def index() -> Any:
+        """Send visitors to the room board (staff log in there)."""
+        return redirect(url_for("rooms.board"))
+
+    @app.after_request
+    def _security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self' ws: wss:; frame-ancestors 'none'",
+        )
+        return response
+
+    if start:
+        runtime.start()
+    logging.getLogger("hub").setLevel(logging.INFO)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from hub.blueprints import admin, api, health, rooms, staff
+
+    for module in (staff, rooms, admin, api, health):
+        app.register_blueprint(module.bp)
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> Any:
+        if auth.wants_json():
+            return jsonify(exc.to_dict()), exc.status
+        return render_template("error.html", code=exc.status, message=exc.to_dict()["error"]), (
+            exc.status
+        )
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        message = f"csrf_token: {exc.description}"
+        if auth.wants_json():
+            return jsonify(error=message, field="csrf_token"), 400
+        return render_template("error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if auth.wants_json():
+            return jsonify(error=exc.description or exc.name), code
+        if request.path.startswith("/static/"):
+            return exc
+        return render_template("error.html", code=code, message=exc.description), code
+
+
+def format_local(dt: datetime, runtime: HubRuntime) -> str:
+    """'14:03' for today in the site's zone, '24.11. 14:03' for another day."""
+    local = dt.astimezone(runtime.settings.zone)
+    today = runtime.clock.now().astimezone(runtime.settings.zone).date()
+    return local.strftime("%H:%M") if local.date() == today else local.strftime("%d.%m. %H:%M")
+
+
+def close_app(app: Flask) -> None:
+    """Release everything the app holds (broker link, threads, database pool)."""
+    app.extensions["empfang"].close()

@@ -1,0 +1,214 @@
+"""Admin pages: rooms (with opening hours), departments and staff accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from hub import validation
+from hub.auth import admin_required
+from hub.db import get_db
+from hub.errors import Conflict, ServiceError
+from hub.models import ROOM_KINDS, ROOM_POLICIES, Department, Room
+from hub.runtime import HubRuntime
+from hub.schedule import WEEKDAY_NAMES_DE, WEEKDAYS, Schedule, schedule_from_form
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def _departments() -> list[Department]:
+    return list(get_db().scalars(select(Department).order_by(Department.name)))
+
+
+def _room_form(room: Room | None, form: dict[str, str], error: ServiceError | None) -> Any:
+    return render_template(
+        "admin/room_form.html",
+        room=room,
+        form=form,
+        error=error,
+        departments=_departments(),
+        kinds=ROOM_KINDS,
+        policies=ROOM_POLICIES,
+        weekdays=list(zip(WEEKDAYS, WEEKDAY_NAMES_DE, strict=True)),
+    ), (error.status if error else 200)
+
+
+def _form_from_room(room: Room) -> dict[str, str]:
+    schedule = Schedule.from_json(room.schedule_json)
+    form = {
+        "slug": room.slug,
+        "name": room.name,
+        "kind": room.kind,
+        "policy": room.policy,
+        "department": room.department.slug if room.department else "",
+        "enabled": "on" if room.enabled else "",
+        "closed_days": "\n".join(sorted(d.isoformat() for d in schedule.closed_days)),
+    }
+    form.update({f"hours_{day}": schedule.format_day(day) for day in WEEKDAYS})
+    return form
+
+
+@bp.get("/")
+@admin_required
+def index() -> Any:
+    """Admin start page."""
+    return redirect(url_for("admin.rooms"))
+
+
+@bp.get("/rooms")
+@admin_required
+def rooms() -> Any:
+    """List rooms with their state and switches."""
+    runtime = _runtime()
+    all_rooms = runtime.rooms.list_rooms(get_db())
+    return render_template(
+        "admin/rooms.html",
+        rooms=all_rooms,
+        statuses={r.slug: runtime.rooms.status_of(r) for r in all_rooms if r.state},
+        departments=_departments(),
+    )
+
+
+@bp.route("/rooms/new", methods=["GET", "POST"])
+@admin_required
+def new_room() -> Any:
+    """Create a room."""
+    if request.method == "GET":
+        return _room_form(None, {"enabled": "on", "kind": "consultation", "policy": "knock"}, None)
+    form = request.form.to_dict()
+    service = _runtime().rooms
+    try:
+        data = service.parse_input(form, schedule_from_form(form))
+        service.create(get_db(), form.get("slug", ""), data)
+    except ServiceError as exc:
+        get_db().rollback()
+        return _room_form(None, form, exc)
+    flash(f"Raum „{data.name}“ angelegt.")
+    return redirect(url_for("admin.rooms"))
+
+
+@bp.route("/rooms/<slug>", methods=["GET", "POST"])
+@admin_required
+def edit_room(slug: str) -> Any:
+    """Edit a room's settings and opening hours."""
+    service = _runtime().rooms
+    room = service.get(get_db(), slug)
+    if request.method == "GET":
+        return _room_form(room, _form_from_room(room), None)
+    form = request.form.to_dict()
+    form["slug"] = slug
+    try:
+        data = service.parse_input(form, schedule_from_form(form))
+        service.update(get_db(), slug, data)
+    except ServiceError as exc:
+        get_db().rollback()
+        return _room_form(room, form, exc)
+    flash(f"Raum „{data.name}“ gespeichert.")
+    return redirect(url_for("admin.rooms"))
+
+
+@bp.post("/rooms/<slug>/enabled")
+@admin_required
+def set_enabled(slug: str) -> Any:
+    """Open (switch on) or close (switch off) a room."""
+    on = validation.flag(request.form.get("enabled"), "enabled")
+    _runtime().rooms.set_enabled(get_db(), slug, on)
+    flash("Raum geöffnet." if on else "Raum geschlossen.")
+    return redirect(url_for("admin.rooms"))
+
+
+@bp.post("/rooms/<slug>/delete")
+@admin_required
+def delete_room(slug: str) -> Any:
+    """Delete a room."""
+    _runtime().rooms.delete(get_db(), slug)
+    flash(f"Raum {slug} gelöscht.")
+    return redirect(url_for("admin.rooms"))
+
+
+@bp.post("/departments")
+@admin_required
+def new_department() -> Any:
+    """Create a department."""
+    db = get_db()
+    slug = validation.slug(request.form.get("slug", ""), "department_slug")
+    name = validation.text(request.form.get("name"), "department_name", max_len=200)
+    if db.scalar(select(Department.id).where(Department.slug == slug)) is not None:
+        raise Conflict(f"a department {slug!r} exists already", "department_slug")
+    db.add(Department(slug=slug, name=name))
+    db.commit()
+    flash(f"Fachbereich „{name}“ angelegt.")
+    return redirect(url_for("admin.rooms"))
+
+
+@bp.get("/users")
+@admin_required
+def users() -> Any:
+    """List staff accounts."""
+    return render_template(
+        "admin/users.html", users=_runtime().users.list_users(get_db()), error=None, form={}
+    )
+
+
+@bp.post("/users")
+@admin_required
+def new_user() -> Any:
+    """Create a staff account; the password is shown once."""
+    service = _runtime().users
+    form = request.form.to_dict()
+    try:
+        created = service.create(
+            get_db(),
+            form.get("username", ""),
+            form.get("display_name", ""),
+            form.get("password") or None,
+            is_admin=validation.flag(form.get("is_admin"), "is_admin"),
+        )
+    except ServiceError as exc:
+        get_db().rollback()
+        return render_template(
+            "admin/users.html", users=service.list_users(get_db()), error=exc, form=form
+        ), exc.status
+    return render_template(
+        "admin/password.html", user=created.user, password=created.password, created=True
+    )
+
+
+@bp.post("/users/<int:user_id>")
+@admin_required
+def edit_user(user_id: int) -> Any:
+    """Change an account's name, admin flag or disabled flag."""
+    runtime, db = _runtime(), get_db()
+    affected = runtime.rooms.checked_in_rooms(db, runtime.users.get(db, user_id))
+    runtime.users.update(
+        db,
+        user_id,
+        request.form.get("display_name"),
+        is_admin=validation.flag(request.form.get("is_admin"), "is_admin"),
+        disabled=validation.flag(request.form.get("disabled"), "disabled"),
+        acting=g.user,
+    )
+    for slug in affected:  # a disabled account leaves its rooms
+        runtime.rooms.sync(db, slug)
+    flash("Konto gespeichert.")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/password")
+@admin_required
+def reset_password(user_id: int) -> Any:
+    """Give an account a new generated password, shown once."""
+    service = _runtime().users
+    password = service.reset_password(get_db(), user_id)
+    return render_template(
+        "admin/password.html",
+        user=service.get(get_db(), user_id),
+        password=password,
+        created=False,
+    )

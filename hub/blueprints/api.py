@@ -1,0 +1,158 @@
+"""The JSON API under /api/v1: rooms, their status and staff state changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_wtf.csrf import generate_csrf
+
+from hub.auth import admin_required, login_required
+from hub.db import get_db
+from hub.errors import ValidationError
+from hub.models import Room
+from hub.openapi import openapi_document
+from hub.runtime import HubRuntime
+from hub.schedule import Schedule, schedule_from_api, schedule_to_api
+from hub.validation import flag
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return data
+
+
+def room_json(runtime: HubRuntime, room: Room) -> dict[str, Any]:
+    """A room's settings and its current published status."""
+    return {
+        "slug": room.slug,
+        "name": room.name,
+        "kind": room.kind,
+        "policy": room.policy,
+        "department": room.department.slug if room.department else None,
+        "enabled": room.enabled,
+        "dnd": room.dnd,
+        "open": runtime.rooms.is_open(room),
+        "opening_hours": schedule_to_api(Schedule.from_json(room.schedule_json)),
+        "status": runtime.rooms.status_of(room).to_dict() if room.state else None,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3 description of this API."""
+    return jsonify(openapi_document(_runtime().version))
+
+
+@bp.get("/session")
+def session_info() -> Any:
+    """Who is logged in, and the CSRF token that state-changing calls must send."""
+    user = g.user
+    return jsonify(
+        user=None
+        if user is None
+        else {
+            "username": user.username,
+            "display_name": user.display_name,
+            "is_admin": user.is_admin,
+        },
+        csrf_token=generate_csrf(),
+    )
+
+
+@bp.get("/rooms")
+def list_rooms() -> Any:
+    """Every room with its status (no personal data: states and counts only)."""
+    runtime = _runtime()
+    return jsonify(rooms=[room_json(runtime, r) for r in runtime.rooms.list_rooms(get_db())])
+
+
+@bp.get("/rooms/<slug>")
+def get_room(slug: str) -> Any:
+    """One room with its status."""
+    runtime = _runtime()
+    return jsonify(room_json(runtime, runtime.rooms.get(get_db(), slug)))
+
+
+def _room_input(data: dict[str, Any]) -> Any:
+    service = _runtime().rooms
+    return service.parse_input(data, schedule_from_api(data.get("opening_hours")))
+
+
+@bp.post("/rooms")
+@admin_required
+def create_room() -> Any:
+    """Create a room (admins)."""
+    data = _body()
+    runtime = _runtime()
+    status = runtime.rooms.create(get_db(), data.get("slug", ""), _room_input(data))
+    return jsonify(room_json(runtime, runtime.rooms.get(get_db(), status.room))), 201
+
+
+@bp.patch("/rooms/<slug>")
+@admin_required
+def update_room(slug: str) -> Any:
+    """Change a room's settings (admins); fields left out keep their value."""
+    runtime = _runtime()
+    db = get_db()
+    room = runtime.rooms.get(db, slug)
+    current = room_json(runtime, room)
+    merged = {key: current[key] for key in ("name", "kind", "policy", "department", "enabled")}
+    merged["opening_hours"] = current["opening_hours"]
+    merged.update(_body())
+    runtime.rooms.update(db, slug, _room_input(merged))
+    return jsonify(room_json(runtime, runtime.rooms.get(db, slug)))
+
+
+@bp.delete("/rooms/<slug>")
+@admin_required
+def delete_room(slug: str) -> Any:
+    """Delete a room (admins)."""
+    _runtime().rooms.delete(get_db(), slug)
+    return "", 204
+
+
+@bp.post("/rooms/<slug>/checkin")
+@login_required
+def check_in(slug: str) -> Any:
+    """Check the caller in to the room."""
+    status = _runtime().rooms.check_in(get_db(), slug, g.user)
+    return jsonify(status.to_dict())
+
+
+@bp.post("/rooms/<slug>/checkout")
+@login_required
+def check_out(slug: str) -> Any:
+    """Check the caller out of the room."""
+    status = _runtime().rooms.check_out(get_db(), slug, g.user)
+    return jsonify(status.to_dict())
+
+
+@bp.put("/rooms/<slug>/dnd")
+@login_required
+def set_dnd(slug: str) -> Any:
+    """Set or clear do-not-disturb: body {"dnd": true|false}."""
+    data = _body()
+    if not isinstance(data.get("dnd"), bool):
+        raise ValidationError("dnd", "must be true or false")
+    status = _runtime().rooms.set_dnd(get_db(), slug, flag(data["dnd"], "dnd"))
+    return jsonify(status.to_dict())
+
+
+@bp.put("/rooms/<slug>/enabled")
+@admin_required
+def set_enabled(slug: str) -> Any:
+    """Switch a room on or off (admins): body {"enabled": true|false}."""
+    data = _body()
+    if not isinstance(data.get("enabled"), bool):
+        raise ValidationError("enabled", "must be true or false")
+    status = _runtime().rooms.set_enabled(get_db(), slug, data["enabled"])
+    return jsonify(status.to_dict())

@@ -1,0 +1,100 @@
+"""The staff room board: every room's live state, check-in and do-not-disturb."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from hub.auth import login_required, same_origin
+from hub.db import get_db, session_scope
+from hub.live import RESYNC
+from hub.runtime import ROOMS_TOPIC, HubRuntime
+from hub.validation import flag
+
+bp = Blueprint("rooms", __name__)
+sock = Sock()
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def room_snapshot(runtime: HubRuntime) -> dict[str, Any]:
+    """Every room's last published status, for a page that (re)connects."""
+    with session_scope(runtime.sessions) as db:
+        statuses = [
+            runtime.rooms.status_of(room).to_dict()
+            for room in runtime.rooms.list_rooms(db)
+            if room.state
+        ]
+    return {"type": "snapshot", "rooms": statuses}
+
+
+@bp.get("/rooms")
+@login_required
+def board() -> Any:
+    """The room board."""
+    runtime = _runtime()
+    db = get_db()
+    rooms = runtime.rooms.list_rooms(db)
+    now = runtime.clock.now()
+    return render_template(
+        "rooms/board.html",
+        rooms=rooms,
+        statuses={room.slug: runtime.rooms.status_of(room, now) for room in rooms if room.state},
+        mine=runtime.rooms.checked_in_rooms(db, g.user),
+        zone=runtime.settings.timezone,
+    )
+
+
+@bp.post("/rooms/<slug>/checkin")
+@login_required
+def check_in(slug: str) -> Any:
+    """Check the current staff member in to a room."""
+    _runtime().rooms.check_in(get_db(), slug, g.user)
+    return redirect(url_for("rooms.board") + f"#room-{slug}")
+
+
+@bp.post("/rooms/<slug>/checkout")
+@login_required
+def check_out(slug: str) -> Any:
+    """Check the current staff member out of a room."""
+    _runtime().rooms.check_out(get_db(), slug, g.user)
+    return redirect(url_for("rooms.board") + f"#room-{slug}")
+
+
+@bp.post("/rooms/<slug>/dnd")
+@login_required
+def dnd(slug: str) -> Any:
+    """Set or clear do-not-disturb on a room."""
+    on = flag(request.form.get("dnd"), "dnd")
+    _runtime().rooms.set_dnd(get_db(), slug, on)
+    flash("Bitte nicht stören ist an." if on else "Bitte nicht stören ist aus.")
+    return redirect(url_for("rooms.board") + f"#room-{slug}")
+
+
+@sock.route("/rooms/live", bp=bp)
+def live(ws: Any) -> None:
+    """Push every room status change to a staff page as JSON."""
+    if g.user is None or not same_origin():
+        ws.close(reason=1008, message="login required")
+        return
+    runtime = _runtime()
+    request_db = g.pop("db", None)
+    if request_db is not None:
+        request_db.close()  # a long-lived stream must not hold a database connection
+    with runtime.live.subscribe(ROOMS_TOPIC) as sub:
+        ws.send(json.dumps(room_snapshot(runtime)))
+        while ws.connected:
+            event = sub.get(timeout=5)
+            if event is None:
+                continue
+            payload = room_snapshot(runtime) if event is RESYNC else event
+            try:
+                ws.send(json.dumps(payload))
+            except ConnectionClosed:
+                break

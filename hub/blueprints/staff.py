@@ -1,0 +1,46 @@
+"""Staff login and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+
+from hub.auth import client_address, safe_next
+from hub.db import get_db
+from hub.errors import ServiceError
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Show the login form; on valid credentials start a staff session."""
+    target = safe_next(request.values.get("next")) or url_for("rooms.board")
+    if request.method == "GET":
+        if g.user is not None:
+            return redirect(target)
+        return render_template("staff/login.html", next=target, error=None, username="")
+    users = current_app.extensions["empfang"].users
+    username = request.form.get("username", "")
+    try:
+        user = users.authenticate(
+            get_db(), username, request.form.get("password", ""), client_address()
+        )
+    except ServiceError as exc:
+        return (
+            render_template("staff/login.html", next=target, error=exc.message, username=username),
+            exc.status if exc.status == 429 else 401,
+        )
+    session.clear()
+    session.permanent = True
+    session["user_id"] = user.id
+    session["pw"] = user.password_hash[-16:]
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    """End the staff session."""
+    session.clear()
+    return redirect(url_for("staff.login"))

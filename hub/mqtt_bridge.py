@@ -1,0 +1,180 @@
+"""The hub's MQTT connection: publishes hub and room state, feeds live pages from events."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+from protocol import topics
+from protocol.errors import PayloadError, TopicError
+from protocol.payloads import HubState, RoomStatus
+
+log = logging.getLogger(__name__)
+
+StatusHandler = Callable[[str, RoomStatus | None], None]
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where and how to reach the broker, parsed from an mqtt:// or mqtts:// URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """Parse mqtt[s]://[user:pass@]host[:port]."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"EMPFANG_MQTT_URL: {url!r} is not mqtt://host:port")
+        tls = parts.scheme == "mqtts"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+class MqttBridge:
+    """Owns one paho client: last will, retained state, subscriptions and reconnects."""
+
+    def __init__(
+        self,
+        url: str,
+        site: str,
+        version: str,
+        on_status: StatusHandler,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self.address = BrokerAddress.parse(url)
+        self.site = site
+        self.version = version
+        self._on_status = on_status
+        self._on_connected = on_connected
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"empfang-hub-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv311,
+        )
+        self._client.max_queued_messages_set(10000)
+        self._started = False
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects with backoff from then on."""
+        if self._started:
+            return
+        client = self._client
+        if self.address.username:
+            client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(topics.hub_state(self.site), HubState.offline_json(), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.connect_async(self.address.host, self.address.port, keepalive=30)
+        client.loop_start()
+        self._started = True
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or `timeout` seconds passed; True when connected."""
+        return self._connected.wait(timeout)
+
+    def is_connected(self) -> bool:
+        """Whether the broker connection is up now."""
+        return self._connected.is_set() and self._client.is_connected()
+
+    def publish_status(self, status: RoomStatus) -> None:
+        """Publish a room's status, retained, QoS 1."""
+        self._client.publish(
+            topics.room_status(self.site, status.room), status.to_json(), qos=1, retain=True
+        )
+
+    def clear_status(self, room: str) -> None:
+        """Remove a deleted room's retained status."""
+        self._client.publish(topics.room_status(self.site, room), b"", qos=1, retain=True)
+
+    def stop(self) -> None:
+        """Say offline, then disconnect cleanly; safe to call twice."""
+        if not self._started:
+            return
+        self._started = False
+        if self._client.is_connected():
+            info = self._client.publish(
+                topics.hub_state(self.site), HubState.offline_json(), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError):
+                log.warning("could not publish the offline hub state")
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    # paho callbacks run on the network thread
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason_code: mqtt.ReasonCode,
+        _props: object,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the hub: %s", reason_code)
+            return
+        client.publish(
+            topics.hub_state(self.site),
+            HubState(state="online", version=self.version).to_json(),
+            qos=1,
+            retain=True,
+        )
+        client.subscribe(topics.room_status_filter(self.site), qos=1)
+        self._connected.set()
+        log.info("connected to broker %s:%s", self.address.host, self.address.port)
+        if self._on_connected:
+            self._on_connected()
+
+    def _handle_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason_code: mqtt.ReasonCode,
+        _props: object,
+    ) -> None:
+        self._connected.clear()
+        if self._started:
+            log.warning("lost the broker (%s); reconnecting", reason_code)
+
+    def _handle_message(
+        self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage
+    ) -> None:
+        try:
+            topic = topics.parse_topic(msg.topic)
+            if topic.kind != "room" or topic.leaf != "status" or topic.site != self.site:
+                return
+            status = RoomStatus.parse(msg.payload) if msg.payload else None
+            if status is not None and status.room != topic.key:
+                raise PayloadError(f"room: {status.room!r} does not match the topic")
+        except (TopicError, PayloadError) as exc:
+            log.warning("ignored message on %s: %s", msg.topic, exc)
+            return
+        try:
+            self._on_status(str(topic.key), status)
+        except Exception:  # a handler bug must not kill the network thread
+            log.exception("status handler failed for %s", msg.topic)

@@ -1,0 +1,254 @@
+"""The OpenAPI 3.1 description of the hub's JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SLUG = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Invalid input; `field` names the offending field",
+        401: "Login required",
+        403: "Admins only",
+        404: "No such room",
+        409: "Conflicts with what exists",
+    }
+    return {str(code): _json(_ref("Error"), text[code]) for code in codes}
+
+
+def _slug_param() -> list[dict[str, Any]]:
+    return [{"name": "slug", "in": "path", "required": True, "schema": _SLUG}]
+
+
+def _state_change(summary: str, body: dict[str, Any] | None, admin: bool) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": _slug_param(),
+        "security": [{"session": [], "csrf": []}],
+        "responses": {
+            "200": _json(_ref("RoomStatus"), "The room's status after the change"),
+            **_errors(400, 401, 404, 409, *((403,) if admin else ())),
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _bool_body(name: str) -> dict[str, Any]:
+    return {"type": "object", "required": [name], "properties": {name: {"type": "boolean"}}}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    """Build the document; every route under /api/v1 is described here."""
+    room_input = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "kind": {"enum": ["reception", "consultation", "meeting"]},
+            "policy": {"enum": ["open", "knock", "private"]},
+            "department": {"oneOf": [_SLUG, {"type": "null"}]},
+            "enabled": {"type": "boolean"},
+            "opening_hours": _ref("OpeningHours"),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "empfang hub API",
+            "version": version,
+            "license": {"name": "EUPL-1.2", "identifier": "EUPL-1.2"},
+            "description": (
+                "Rooms and their live status. Reading is public (states and counts only, "
+                "never personal data). State changes need a staff session cookie and the "
+                "CSRF token from /api/v1/session in the X-CSRFToken header."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": {
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "The OpenAPI document"}},
+                }
+            },
+            "/session": {
+                "get": {
+                    "summary": "The logged-in staff member and a CSRF token",
+                    "responses": {"200": _json(_ref("Session"), "Session information")},
+                }
+            },
+            "/rooms": {
+                "get": {
+                    "summary": "List every room with its status",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"rooms": {"type": "array", "items": _ref("Room")}},
+                            },
+                            "All rooms",
+                        )
+                    },
+                },
+                "post": {
+                    "summary": "Create a room (admins)",
+                    "security": [{"session": [], "csrf": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "allOf": [
+                                        room_input,
+                                        {
+                                            "type": "object",
+                                            "required": ["slug", "name"],
+                                            "properties": {"slug": _SLUG},
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(_ref("Room"), "The new room"),
+                        **_errors(400, 401, 403, 409),
+                    },
+                },
+            },
+            "/rooms/{slug}": {
+                "get": {
+                    "summary": "One room with its status",
+                    "parameters": _slug_param(),
+                    "responses": {"200": _json(_ref("Room"), "The room"), **_errors(404)},
+                },
+                "patch": {
+                    "summary": "Change a room's settings (admins); omitted fields stay",
+                    "parameters": _slug_param(),
+                    "security": [{"session": [], "csrf": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": room_input}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("Room"), "The changed room"),
+                        **_errors(400, 401, 403, 404),
+                    },
+                },
+                "delete": {
+                    "summary": "Delete a room (admins)",
+                    "parameters": _slug_param(),
+                    "security": [{"session": [], "csrf": []}],
+                    "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 409)},
+                },
+            },
+            "/rooms/{slug}/checkin": {
+                "post": _state_change("Check the caller in to the room", None, admin=False)
+            },
+            "/rooms/{slug}/checkout": {
+                "post": _state_change("Check the caller out of the room", None, admin=False)
+            },
+            "/rooms/{slug}/dnd": {
+                "put": _state_change("Set or clear do-not-disturb", _bool_body("dnd"), admin=False)
+            },
+            "/rooms/{slug}/enabled": {
+                "put": _state_change(
+                    "Switch a room on or off (admins)", _bool_body("enabled"), admin=True
+                )
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "empfang_session"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+                },
+                "Session": {
+                    "type": "object",
+                    "properties": {
+                        "user": {"oneOf": [{"type": "object"}, {"type": "null"}]},
+                        "csrf_token": {"type": "string"},
+                    },
+                },
+                "RoomStatus": {
+                    "type": "object",
+                    "description": "The retained MQTT status payload (DESIGN section 3)",
+                    "required": [
+                        "v",
+                        "room",
+                        "name",
+                        "state",
+                        "occupants",
+                        "waiting",
+                        "since",
+                        "seq",
+                        "updated",
+                        "ttl",
+                    ],
+                    "properties": {
+                        "v": {"const": 1},
+                        "room": _SLUG,
+                        "name": {"type": "string"},
+                        "state": {"enum": ["free", "busy", "waiting", "closed", "dnd"]},
+                        "occupants": {"type": "integer", "minimum": 0},
+                        "waiting": {"type": "integer", "minimum": 0},
+                        "since": {"type": "string", "format": "date-time"},
+                        "seq": {"type": "integer", "minimum": 0},
+                        "updated": {"type": "string", "format": "date-time"},
+                        "ttl": {"type": "integer", "minimum": 1},
+                    },
+                },
+                "OpeningHours": {
+                    "type": "object",
+                    "description": "Weekly ranges in the site's time zone; empty means always open",
+                    "properties": {
+                        "weekly": {
+                            "type": "object",
+                            "propertyNames": {
+                                "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                            },
+                            "additionalProperties": {
+                                "type": "array",
+                                "items": {"type": "string", "examples": ["08:00-12:00"]},
+                            },
+                        },
+                        "closed_days": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "date"},
+                        },
+                    },
+                },
+                "Room": {
+                    "type": "object",
+                    "properties": {
+                        "slug": _SLUG,
+                        "name": {"type": "string"},
+                        "kind": {"enum": ["reception", "consultation", "meeting"]},
+                        "policy": {"enum": ["open", "knock", "private"]},
+                        "department": {"oneOf": [_SLUG, {"type": "null"}]},
+                        "enabled": {"type": "boolean"},
+                        "dnd": {"type": "boolean"},
+                        "open": {"type": "boolean"},
+                        "opening_hours": _ref("OpeningHours"),
+                        "status": {"oneOf": [_ref("RoomStatus"), {"type": "null"}]},
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,105 @@
+"""Everything one hub process holds: settings, database, broker link, live feed, services."""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.clock import Clock, SystemClock
+from hub.config import Settings
+from hub.db import make_engine, session_scope
+from hub.live import LiveFeed
+from hub.mqtt_bridge import MqttBridge
+from hub.services.rooms import RoomService
+from hub.services.users import UserService
+from hub.ticker import Ticker
+from protocol.payloads import RoomStatus
+
+log = logging.getLogger(__name__)
+ROOMS_TOPIC = "rooms"
+
+
+def hub_version() -> str:
+    """The installed version of empfang."""
+    try:
+        return version("empfang")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class HubRuntime:
+    """Owns the resources of one hub process; `close()` releases them all."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.version = hub_version()
+        self.engine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.live = LiveFeed()
+        self.bridge = MqttBridge(
+            settings.effective_mqtt_url,
+            settings.site,
+            self.version,
+            on_status=self._on_status,
+            on_connected=self._on_connected,
+        )
+        self.rooms = RoomService(self.clock, settings.zone, settings.status_ttl, self.bridge)
+        self.users = UserService(self.clock)
+        self.ticker = Ticker(
+            refresh=self.refresh,
+            republish=self.republish,
+            interval=settings.tick_seconds,
+            republish_every=settings.status_ttl / 3,
+        )
+        self._closed = False
+
+    def start(self) -> None:
+        """Connect to the broker and start the background ticker."""
+        self.bridge.start()
+        self.ticker.start()
+
+    def refresh(self) -> None:
+        """Publish every room whose derived state changed (e.g. opening hours)."""
+        with session_scope(self.sessions) as db:
+            self.rooms.refresh_all(db)
+
+    def republish(self) -> None:
+        """Publish every room again so receivers know the status is current."""
+        with session_scope(self.sessions) as db:
+            self.rooms.refresh_all(db)
+            self.rooms.republish_all(db)
+
+    def health(self) -> dict[str, bool]:
+        """Database and broker reachability."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            database = True
+        except Exception:
+            log.exception("database check failed")
+            database = False
+        return {"database": database, "broker": self.bridge.is_connected()}
+
+    def _on_status(self, room: str, status: RoomStatus | None) -> None:
+        event = (
+            {"type": "room", "status": status.to_dict()}
+            if status is not None
+            else {"type": "removed", "room": room}
+        )
+        self.live.publish(ROOMS_TOPIC, event)
+
+    def _on_connected(self) -> None:
+        self.ticker.request_republish()
+
+    def close(self) -> None:
+        """Stop background work, say offline, release the database; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.ticker.stop()
+        self.bridge.stop()
+        self.engine.dispose()

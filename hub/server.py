@@ -1,0 +1,54 @@
+"""Serve the hub with gunicorn's threaded workers (fit for a single-site production box)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class HubServer(BaseApplication):
+    """Gunicorn application whose workers each build their own hub app."""
+
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self._factory = factory
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply our options to gunicorn's config."""
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+        self.cfg.set("worker_exit", _close_worker_app)
+
+    def load(self) -> Flask:
+        """Build the app inside the worker (after fork: threads and sockets are its own)."""
+        return self._factory()
+
+
+def _close_worker_app(_server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask) and "empfang" in app.extensions:
+        app.extensions["empfang"].close()
+
+
+def serve(factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:
+    """Run gunicorn in the foreground until SIGTERM or SIGINT."""
+    HubServer(
+        factory,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "keepalive": 5,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "proc_name": "empfang-hub",
+        },
+    ).run()

@@ -1,0 +1,1 @@
+"""The service layer: every state change of the hub goes through here."""

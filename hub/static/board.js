@@ -1,0 +1,77 @@
+// Live room board: applies every room status the hub pushes; never trusts an older seq.
+const LABELS = {
+  free: ["Frei", "✓"],
+  busy: ["Besetzt", "●"],
+  waiting: ["Wartend", "⏳"],
+  closed: ["Geschlossen", "✕"],
+  dnd: ["Bitte nicht stören", "⛔"],
+};
+const STATES = Object.keys(LABELS);
+
+const board = document.getElementById("board");
+const live = document.getElementById("live");
+const zone = board.dataset.zone || "Europe/Berlin";
+const timeFormat = new Intl.DateTimeFormat("de-DE", { hour: "2-digit", minute: "2-digit", timeZone: zone });
+const dayFormat = new Intl.DateTimeFormat("de-DE", { day: "2-digit", month: "2-digit", timeZone: zone });
+
+function formatSince(iso) {
+  const at = new Date(iso);
+  const sameDay = dayFormat.format(at) === dayFormat.format(new Date());
+  return sameDay ? timeFormat.format(at) : `${dayFormat.format(at)} ${timeFormat.format(at)}`;
+}
+
+function setLive(state, text) {
+  live.dataset.state = state;
+  live.textContent = text;
+}
+
+function apply(status) {
+  const card = board.querySelector(`[data-room="${CSS.escape(status.room)}"]`);
+  if (!card) {
+    // A room this page does not know yet: load the board afresh, unless someone is typing.
+    if (!document.activeElement || document.activeElement === document.body) location.reload();
+    return;
+  }
+  if (Number(card.dataset.seq) > status.seq) return;
+  card.dataset.seq = String(status.seq);
+  const state = STATES.includes(status.state) ? status.state : "unknown";
+  for (const s of [...STATES, "unknown"]) card.classList.toggle(`state-bg-${s}`, s === state);
+  const badge = card.querySelector('[data-role="state"]');
+  badge.className = `state state-${state}`;
+  const [label, icon] = LABELS[state] || ["Unbekannt", "?"];
+  badge.querySelector(".icon").textContent = icon;
+  badge.querySelector('[data-role="label"]').textContent = label;
+  card.querySelector('[data-role="occupants"]').textContent = String(status.occupants);
+  card.querySelector('[data-role="waiting"]').textContent = String(status.waiting);
+  const since = card.querySelector('[data-role="since"]');
+  since.dateTime = status.since;
+  since.textContent = formatSince(status.since);
+  for (const button of card.querySelectorAll("button")) {
+    const leaving = button.textContent.includes("beenden") || button.textContent.includes("Auschecken");
+    button.disabled = state === "closed" && !leaving;
+  }
+}
+
+function remove(room) {
+  board.querySelector(`[data-room="${CSS.escape(room)}"]`)?.remove();
+}
+
+function connect(attempt = 0) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/rooms/live`);
+  ws.addEventListener("open", () => setLive("live", "Live"));
+  ws.addEventListener("message", (msg) => {
+    const event = JSON.parse(msg.data);
+    attempt = 0;
+    if (event.type === "snapshot") event.rooms.forEach(apply);
+    else if (event.type === "room") apply(event.status);
+    else if (event.type === "removed") remove(event.room);
+  });
+  ws.addEventListener("close", () => {
+    const delay = Math.min(30000, 1000 * 2 ** attempt);
+    setLive("lost", "Verbindung unterbrochen – Anzeige nicht aktuell. Verbinde neu …");
+    setTimeout(() => connect(attempt + 1), delay);
+  });
+}
+
+connect();
