@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub import auth, db
 from hub.clock import Clock
@@ -42,6 +43,9 @@ def create_app(
         app.config["SESSION_COOKIE_SECURE"] = True
     app.config.update(flask_config or {})
 
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     runtime = HubRuntime(settings, clock)
     app.extensions["empfang"] = runtime
     CSRFProtect(app)

@@ -34,6 +34,7 @@ class Settings:
     status_ttl: int = 90
     tick_seconds: float = 1.0
     public_url: str = ""
+    trusted_proxies: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -52,7 +53,7 @@ class Settings:
         return self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
 
 
-_INT_FIELDS = {"embedded_mqtt_port", "status_ttl"}
+_INT_FIELDS = {"embedded_mqtt_port", "status_ttl", "trusted_proxies"}
 _FLOAT_FIELDS = {"tick_seconds"}
 
 
@@ -127,6 +128,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("EMPFANG_EMBEDDED_MQTT_PORT: must be 1..65535")
     if not 3 <= settings.status_ttl <= 86400:
         raise ConfigError("EMPFANG_STATUS_TTL: must be 3..86400 seconds")
+    if not 0 <= settings.trusted_proxies <= 5:
+        raise ConfigError("EMPFANG_TRUSTED_PROXIES: must be 0..5")
     if settings.mqtt_url and not settings.mqtt_url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError("EMPFANG_MQTT_URL: must start with mqtt:// or mqtts://")
     if not settings.database_url:

@@ -1,0 +1,198 @@
+"""The staff room board in a real Chromium: it follows every change live, without reloading."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from tests.conftest import Account, create_room
+from tests.support.browser import TIMEOUT_MS, PageLog, browser_context, log_in_page
+from tests.support.hubserver import LiveServer
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(__file__).resolve().parents[2] / "shots"
+
+# Opens its own connection to the live channel and reports the first thing that happens:
+# a message (then it hangs up), the server closing it, or nothing within timeoutMs.
+PROBE_LIVE = """
+(timeoutMs) => new Promise((resolve) => {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/rooms/live`);
+  const timer = setTimeout(() => { ws.close(); resolve({outcome: "timeout"}); }, timeoutMs);
+  ws.addEventListener("message", (msg) => {
+    clearTimeout(timer);
+    ws.close();
+    resolve({outcome: "message", message: JSON.parse(msg.data)});
+  });
+  ws.addEventListener("close", (event) => {
+    clearTimeout(timer);
+    resolve({outcome: "closed", code: event.code, reason: event.reason});
+  });
+})
+"""
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[LiveServer]:
+    """The hub over real HTTP for the duration of the block."""
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def board_page(browser: Browser, server: LiveServer, account: Account) -> Iterator[
+    tuple[Page, PageLog]
+]:
+    """A browser of its own, logged in through the form, showing the live board."""
+    with browser_context(browser) as context:
+        page = context.new_page()
+        log = PageLog().watch(page)
+        log_in_page(page, server.url, account.username, account.password)
+        expect(page.locator("#live")).to_have_text("Live", timeout=TIMEOUT_MS)
+        yield page, log
+
+
+def mark_page(page: Page) -> None:
+    """Leave a marker in the page's JS globals; a reload would lose it."""
+    page.evaluate("() => { window.__marker = 1; }")
+
+
+def assert_not_reloaded(page: Page, log: PageLog, loads_before: int) -> None:
+    """The marker is still there and no further page load happened."""
+    assert page.evaluate("() => window.__marker") == 1, "the board was reloaded"
+    assert len(log.loads) == loads_before, f"page loads: {log.loads}"
+
+
+def card_label(page: Page, slug: str) -> Locator:
+    """The state label on a room's card."""
+    return page.locator(f"#room-{slug} [data-role='label']")
+
+
+def test_board_follows_checkin_dnd_and_switch_off_live(
+    browser: Browser,
+    app: Flask,
+    admin_client: tuple[FlaskClient, str],
+    staff: Account,
+) -> None:
+    client, token = admin_client
+    made = client.post(
+        "/admin/departments", data={"slug": "soziales", "name": "Soziales", "csrf_token": token}
+    )
+    assert made.status_code == 302, made.get_data(as_text=True)
+    create_room(client, token, "sozialamt-2", name="Sozialamt – Beratung 2", department="soziales")
+    create_room(
+        client, token, "bauamt-1",
+        name="Bauamt – Antragsannahme und Beratung zu Bauvoranfragen und Baugenehmigungen",
+    )
+    create_room(client, token, "empfang", name="Empfang Kreishaus", kind="reception")
+    headers = {"X-CSRFToken": token}
+
+    with served(app) as server, board_page(browser, server, staff) as (page, log):
+        card = page.locator("#room-sozialamt-2")
+        occupants = card.locator("[data-role='occupants']")
+        expect(card_label(page, "sozialamt-2")).to_have_text("Frei")
+        expect(occupants).to_have_text("0")
+        mark_page(page)
+        loads_before = len(log.loads)
+
+        # Another person (the admin, through its own session) checks in.
+        response = client.post("/api/v1/rooms/sozialamt-2/checkin", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        expect(card_label(page, "sozialamt-2")).to_have_text("Besetzt", timeout=TIMEOUT_MS)
+        expect(occupants).to_have_text("1", timeout=TIMEOUT_MS)
+        expect(card).to_have_class(re.compile(r"\bstate-bg-busy\b"), timeout=TIMEOUT_MS)
+        expect(card.locator("[data-role='state']")).to_have_class(re.compile(r"\bstate-busy\b"))
+
+        response = client.put("/api/v1/rooms/sozialamt-2/dnd", json={"dnd": True}, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        expect(card_label(page, "sozialamt-2")).to_have_text(
+            "Bitte nicht stören", timeout=TIMEOUT_MS
+        )
+        expect(card).to_contain_text("Bitte nicht stören")
+        expect(occupants).to_have_text("1")
+
+        response = client.put(
+            "/api/v1/rooms/sozialamt-2/enabled", json={"enabled": False}, headers=headers
+        )
+        assert response.status_code == 200, response.get_json()
+        expect(card_label(page, "sozialamt-2")).to_have_text("Geschlossen", timeout=TIMEOUT_MS)
+        expect(card.get_by_role("button", name="Ich bin in diesem Raum")).to_be_disabled()
+
+        # The other rooms were left alone, the page never reloaded, the feed is still live.
+        expect(card_label(page, "bauamt-1")).to_have_text("Frei")
+        expect(card_label(page, "empfang")).to_have_text("Frei")
+        expect(page.locator("#live")).to_have_text("Live")
+        assert_not_reloaded(page, log, loads_before)
+        assert log.errors == []
+
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "board.png"), full_page=True)
+
+
+def test_deleted_room_disappears_from_open_board(
+    browser: Browser,
+    app: Flask,
+    admin_client: tuple[FlaskClient, str],
+    staff: Account,
+) -> None:
+    client, token = admin_client
+    create_room(client, token, "weg", name="Altbau – Zimmer 12")
+    create_room(client, token, "bleibt", name="Neubau – Zimmer 3")
+
+    with served(app) as server, board_page(browser, server, staff) as (page, log):
+        expect(page.locator("#room-weg")).to_have_count(1)
+        mark_page(page)
+        loads_before = len(log.loads)
+
+        response = client.delete("/api/v1/rooms/weg", headers={"X-CSRFToken": token})
+        assert response.status_code == 204
+
+        expect(page.locator("#room-weg")).to_have_count(0, timeout=TIMEOUT_MS)
+        expect(page.locator("#board")).not_to_contain_text("Altbau")
+        expect(card_label(page, "bleibt")).to_have_text("Frei")
+        expect(page.locator("#live")).to_have_text("Live")
+        assert_not_reloaded(page, log, loads_before)
+        assert log.errors == []
+
+
+def test_anonymous_visitor_gets_login_and_no_live_feed(
+    browser: Browser,
+    app: Flask,
+    admin_client: tuple[FlaskClient, str],
+    staff: Account,
+) -> None:
+    client, token = admin_client
+    create_room(client, token, "jugendamt-4", name="Jugendamt – Zimmer 4")
+
+    with served(app) as server, browser_context(browser) as context:
+        page = context.new_page()
+        page.goto(f"{server.url}/rooms")
+        expect(page).to_have_url(
+            re.compile(re.escape(f"{server.url}/staff/login?next=") + r"(/|%2F)rooms$"),
+            timeout=TIMEOUT_MS,
+        )
+        expect(page.get_by_role("heading", name="Anmeldung für Mitarbeitende")).to_be_visible()
+        expect(page.locator("body")).not_to_contain_text("Jugendamt")
+
+        refused = page.evaluate(PROBE_LIVE, TIMEOUT_MS)
+        assert refused["outcome"] == "closed", refused
+        assert refused["code"] == 1008, refused
+
+        # The same probe from the same browser, once logged in, gets the snapshot: the
+        # refusal above was about the missing login, not a broken channel.
+        log_in_page(page, server.url, staff.username, staff.password)
+        accepted = page.evaluate(PROBE_LIVE, TIMEOUT_MS)
+        assert accepted["outcome"] == "message", accepted
+        assert accepted["message"]["type"] == "snapshot"
+        assert [s["room"] for s in accepted["message"]["rooms"]] == ["jugendamt-4"]

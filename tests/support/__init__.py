@@ -1,0 +1,1 @@
+"""Helpers that start real parts (Mosquitto, a hub server, MQTT watchers) for tests."""
