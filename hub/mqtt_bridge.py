@@ -14,11 +14,12 @@ import paho.mqtt.client as mqtt
 
 from protocol import topics
 from protocol.errors import PayloadError, TopicError
-from protocol.payloads import HubState, RoomStatus
+from protocol.payloads import HubState, Knock, RoomStatus
 
 log = logging.getLogger(__name__)
 
 StatusHandler = Callable[[str, RoomStatus | None], None]
+KnockHandler = Callable[[str, Knock], None]
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,14 @@ class MqttBridge:
         version: str,
         on_status: StatusHandler,
         on_connected: Callable[[], None] | None = None,
+        on_knock: KnockHandler | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(url)
         self.site = site
         self.version = version
         self._on_status = on_status
         self._on_connected = on_connected
+        self._on_knock = on_knock
         self._connected = threading.Event()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -143,7 +146,9 @@ class MqttBridge:
             qos=1,
             retain=True,
         )
-        client.subscribe(topics.room_status_filter(self.site), qos=1)
+        client.subscribe(
+            [(topics.room_status_filter(self.site), 1), (topics.room_knock_filter(self.site), 1)]
+        )
         self._connected.set()
         log.info("connected to broker %s:%s", self.address.host, self.address.port)
         if self._on_connected:
@@ -166,15 +171,27 @@ class MqttBridge:
     ) -> None:
         try:
             topic = topics.parse_topic(msg.topic)
-            if topic.kind != "room" or topic.leaf != "status" or topic.site != self.site:
+            if topic.kind != "room" or topic.site != self.site:
+                return
+            room = str(topic.key)
+            if topic.leaf == "knock":
+                knock = Knock.parse(msg.payload)
+                if self._on_knock is not None:
+                    self._call(self._on_knock, room, knock)
+                return
+            if topic.leaf != "status":
                 return
             status = RoomStatus.parse(msg.payload) if msg.payload else None
-            if status is not None and status.room != topic.key:
+            if status is not None and status.room != room:
                 raise PayloadError(f"room: {status.room!r} does not match the topic")
         except (TopicError, PayloadError) as exc:
             log.warning("ignored message on %s: %s", msg.topic, exc)
             return
+        self._call(self._on_status, room, status)
+
+    @staticmethod
+    def _call(handler: Callable[..., None], *args: object) -> None:
         try:
-            self._on_status(str(topic.key), status)
+            handler(*args)
         except Exception:  # a handler bug must not kill the network thread
-            log.exception("status handler failed for %s", msg.topic)
+            log.exception("handler %r failed", handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 from sqlalchemy import text
@@ -16,10 +17,11 @@ from hub.mqtt_bridge import MqttBridge
 from hub.services.rooms import RoomService
 from hub.services.users import UserService
 from hub.ticker import Ticker
-from protocol.payloads import RoomStatus
+from protocol.payloads import Knock, RoomStatus, format_time
 
 log = logging.getLogger(__name__)
 ROOMS_TOPIC = "rooms"
+KNOCK_INTERVAL = 3.0  # seconds between two knocks shown for the same room
 
 
 def hub_version() -> str:
@@ -46,6 +48,7 @@ class HubRuntime:
             self.version,
             on_status=self._on_status,
             on_connected=self._on_connected,
+            on_knock=self._on_knock,
         )
         self.rooms = RoomService(self.clock, settings.zone, settings.status_ttl, self.bridge)
         self.users = UserService(self.clock)
@@ -56,6 +59,7 @@ class HubRuntime:
             republish_every=settings.status_ttl / 3,
         )
         self._closed = False
+        self._last_knock: dict[str, float] = {}
 
     def start(self) -> None:
         """Connect to the broker and start the background ticker."""
@@ -90,6 +94,16 @@ class HubRuntime:
             if status is not None
             else {"type": "removed", "room": room}
         )
+        self.live.publish(ROOMS_TOPIC, event)
+
+    def _on_knock(self, room: str, knock: Knock) -> None:
+        # A stuck or hostile button must not make every staff page ring without pause.
+        now = time.monotonic()
+        if now - self._last_knock.get(room, -KNOCK_INTERVAL) < KNOCK_INTERVAL:
+            return
+        self._last_knock[room] = now
+        # Only the room and the device travel on: a knock names no person.
+        event = {"type": "knock", "room": room, "device": knock.device, "at": format_time(knock.at)}
         self.live.publish(ROOMS_TOPIC, event)
 
     def _on_connected(self) -> None:

@@ -63,7 +63,9 @@ class RoomService:
             select(Room)
             .options(selectinload(Room.department))
             .outerjoin(Department)
-            .order_by(Room.kind != "reception", Department.name, Room.name)
+            .order_by(
+                Room.kind != "reception", Department.name.is_(None), Department.name, Room.name
+            )
         )
         return list(db.scalars(stmt))
 

@@ -52,6 +52,43 @@ function apply(status) {
   }
 }
 
+let audio = null;
+document.addEventListener("click", () => {
+  // Browsers only allow sound after the user touched the page once.
+  audio ??= new AudioContext();
+  if (audio.state === "suspended") audio.resume();
+}, { once: false });
+
+function ding() {
+  if (!audio || audio.state !== "running") return;
+  for (const [offset, freq] of [[0, 880], [0.25, 660]]) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.2, audio.currentTime + offset);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + offset + 0.4);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(audio.currentTime + offset);
+    osc.stop(audio.currentTime + offset + 0.45);
+  }
+}
+
+function knock(event) {
+  const card = board.querySelector(`[data-room="${CSS.escape(event.room)}"]`);
+  if (!card) return;
+  const note = card.querySelector('[data-role="knock"]');
+  note.hidden = false;
+  card.classList.add("knocking");
+  const name = card.querySelector("h2").textContent;
+  document.getElementById("announce").textContent = `Es klopft an der Tür: ${name}`;
+  if (card.dataset.mine === "1") ding();
+  clearTimeout(Number(card.dataset.knockTimer || 0));
+  card.dataset.knockTimer = String(setTimeout(() => {
+    note.hidden = true;
+    card.classList.remove("knocking");
+  }, 30000));
+}
+
 function remove(room) {
   board.querySelector(`[data-room="${CSS.escape(room)}"]`)?.remove();
 }
@@ -66,6 +103,7 @@ function connect(attempt = 0) {
     if (event.type === "snapshot") event.rooms.forEach(apply);
     else if (event.type === "room") apply(event.status);
     else if (event.type === "removed") remove(event.room);
+    else if (event.type === "knock") knock(event);
   });
   ws.addEventListener("close", () => {
     const delay = Math.min(30000, 1000 * 2 ** attempt);
