@@ -85,7 +85,8 @@ class MqttBridge:
         if self.address.tls:
             client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         client.will_set(topics.hub_state(self.site), HubState.offline_json(), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # A short cap: displays must show the right state within seconds of a broker restart.
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message

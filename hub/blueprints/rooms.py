@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from hub.auth import login_required, same_origin
 from hub.db import get_db, session_scope
 from hub.live import RESYNC
+from hub.models import User
 from hub.runtime import ROOMS_TOPIC, HubRuntime
 from hub.validation import flag
 
 bp = Blueprint("rooms", __name__)
+ACCOUNT_RECHECK = 60.0  # seconds between checks that a streaming account is still allowed
 sock = Sock()
 
 
@@ -77,23 +91,55 @@ def dnd(slug: str) -> Any:
     return redirect(url_for("rooms.board") + f"#room-{slug}")
 
 
+@bp.before_request
+def _refuse_live_without_login() -> Any:
+    # Refuse before the WebSocket upgrade, so the page sees a failed connection, not an open one.
+    if request.endpoint == "rooms.live":
+        if g.user is None:
+            abort(401)
+        if not same_origin():
+            abort(403)
+    return None
+
+
+def _still_allowed(runtime: HubRuntime, user_id: int, fingerprint: str | None) -> bool:
+    with session_scope(runtime.sessions) as db:
+        user = db.get(User, user_id)
+        return bool(user and not user.disabled and user.password_hash[-16:] == fingerprint)
+
+
+def _mine(runtime: HubRuntime, user_id: int) -> list[str]:
+    with session_scope(runtime.sessions) as db:
+        return sorted(runtime.rooms.checked_in_rooms_of(db, user_id))
+
+
 @sock.route("/rooms/live", bp=bp)
 def live(ws: Any) -> None:
     """Push every room status change to a staff page as JSON."""
-    if g.user is None or not same_origin():
-        ws.close(reason=1008, message="login required")
-        return
     runtime = _runtime()
+    user_id, fingerprint = g.user.id, session.get("pw")
     request_db = g.pop("db", None)
     if request_db is not None:
         request_db.close()  # a long-lived stream must not hold a database connection
     with runtime.live.subscribe(ROOMS_TOPIC) as sub:
-        ws.send(json.dumps(room_snapshot(runtime)))
+        ws.send(json.dumps({**room_snapshot(runtime), "mine": _mine(runtime, user_id)}))
+        last_check = time.monotonic()
         while ws.connected:
             event = sub.get(timeout=5)
+            if time.monotonic() - last_check > ACCOUNT_RECHECK:
+                if not _still_allowed(runtime, user_id, fingerprint):
+                    ws.close(reason=1008, message="login required")
+                    return
+                last_check = time.monotonic()
             if event is None:
                 continue
-            payload = room_snapshot(runtime) if event is RESYNC else event
+            if event is RESYNC:
+                payload = {**room_snapshot(runtime), "mine": _mine(runtime, user_id)}
+            elif event["type"] == "room":
+                # Whether this staff member is in the room is theirs alone, never on MQTT.
+                payload = {**event, "mine": _mine(runtime, user_id)}
+            else:
+                payload = event
             try:
                 ws.send(json.dumps(payload))
             except ConnectionClosed:

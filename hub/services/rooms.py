@@ -102,7 +102,11 @@ class RoomService:
 
     def checked_in_rooms(self, db: Session, user: User) -> set[str]:
         """Slugs of the rooms `user` is checked in to."""
-        stmt = select(Room.slug).join(Presence).where(Presence.user_id == user.id)
+        return self.checked_in_rooms_of(db, user.id)
+
+    def checked_in_rooms_of(self, db: Session, user_id: int) -> set[str]:
+        """Slugs of the rooms the user with `user_id` is checked in to."""
+        stmt = select(Room.slug).join(Presence).where(Presence.user_id == user_id)
         return set(db.scalars(stmt))
 
     # ---- derivation and publishing -------------------------------------
@@ -299,6 +303,7 @@ class RoomService:
         room.enabled = enabled
         if not enabled:
             room.dnd = False
+            room.presences.clear()  # a switched-off room has nobody in it
         db.commit()
         return self._after_change(db, slug)
 

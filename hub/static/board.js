@@ -2,14 +2,15 @@
 const LABELS = {
   free: ["Frei", "✓"],
   busy: ["Besetzt", "●"],
-  waiting: ["Wartend", "⏳"],
+  waiting: ["Wartend", "◷"],
   closed: ["Geschlossen", "✕"],
-  dnd: ["Bitte nicht stören", "⛔"],
+  dnd: ["Bitte nicht stören", "⊘"],
 };
 const STATES = Object.keys(LABELS);
 
 const board = document.getElementById("board");
 const live = document.getElementById("live");
+const empty = document.getElementById("empty");
 const zone = board.dataset.zone || "Europe/Berlin";
 const timeFormat = new Intl.DateTimeFormat("de-DE", { hour: "2-digit", minute: "2-digit", timeZone: zone });
 const dayFormat = new Intl.DateTimeFormat("de-DE", { day: "2-digit", month: "2-digit", timeZone: zone });
@@ -25,8 +26,26 @@ function setLive(state, text) {
   live.textContent = text;
 }
 
+function cardOf(room) {
+  return board.querySelector(`[data-room="${CSS.escape(room)}"]`);
+}
+
+function show(card, action, visible) {
+  card.querySelector(`[data-action="${action}"]`).hidden = !visible;
+}
+
+function applyMine(mine) {
+  const rooms = new Set(mine);
+  for (const card of board.querySelectorAll("[data-room]")) {
+    const isMine = rooms.has(card.dataset.room);
+    card.dataset.mine = isMine ? "1" : "0";
+    show(card, "checkin", !isMine);
+    show(card, "checkout", isMine);
+  }
+}
+
 function apply(status) {
-  const card = board.querySelector(`[data-room="${CSS.escape(status.room)}"]`);
+  const card = cardOf(status.room);
   if (!card) {
     // A room this page does not know yet: load the board afresh, unless someone is typing.
     if (!document.activeElement || document.activeElement === document.body) location.reload();
@@ -46,10 +65,24 @@ function apply(status) {
   const since = card.querySelector('[data-role="since"]');
   since.dateTime = status.since;
   since.textContent = formatSince(status.since);
-  for (const button of card.querySelectorAll("button")) {
-    const leaving = button.textContent.includes("beenden") || button.textContent.includes("Auschecken");
-    button.disabled = state === "closed" && !leaving;
+  show(card, "dnd-on", state !== "dnd");
+  show(card, "dnd-off", state === "dnd");
+  for (const action of ["checkin", "dnd-on"]) {
+    card.querySelector(`[data-action="${action}"] button`).disabled = state === "closed";
   }
+}
+
+function remove(room) {
+  cardOf(room)?.remove();
+  empty.hidden = board.querySelector("[data-room]") !== null;
+}
+
+function snapshot(event) {
+  const known = new Set(event.rooms.map((status) => status.room));
+  for (const card of board.querySelectorAll("[data-room]")) {
+    if (!known.has(card.dataset.room)) remove(card.dataset.room);
+  }
+  event.rooms.forEach(apply);
 }
 
 let audio = null;
@@ -57,7 +90,7 @@ document.addEventListener("click", () => {
   // Browsers only allow sound after the user touched the page once.
   audio ??= new AudioContext();
   if (audio.state === "suspended") audio.resume();
-}, { once: false });
+});
 
 function ding() {
   if (!audio || audio.state !== "running") return;
@@ -74,7 +107,7 @@ function ding() {
 }
 
 function knock(event) {
-  const card = board.querySelector(`[data-room="${CSS.escape(event.room)}"]`);
+  const card = cardOf(event.room);
   if (!card) return;
   const note = card.querySelector('[data-role="knock"]');
   note.hidden = false;
@@ -89,26 +122,37 @@ function knock(event) {
   }, 30000));
 }
 
-function remove(room) {
-  board.querySelector(`[data-room="${CSS.escape(room)}"]`)?.remove();
+async function loggedIn() {
+  try {
+    const response = await fetch("/api/v1/session", { credentials: "same-origin" });
+    return (await response.json()).user !== null;
+  } catch {
+    return true; // the hub is unreachable: keep retrying rather than leave the page
+  }
 }
 
 function connect(attempt = 0) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/rooms/live`);
-  ws.addEventListener("open", () => setLive("live", "Live"));
+  let received = false;
   ws.addEventListener("message", (msg) => {
     const event = JSON.parse(msg.data);
+    if (!received) setLive("live", "Live");
+    received = true;
     attempt = 0;
-    if (event.type === "snapshot") event.rooms.forEach(apply);
+    if (event.type === "snapshot") snapshot(event);
     else if (event.type === "room") apply(event.status);
     else if (event.type === "removed") remove(event.room);
     else if (event.type === "knock") knock(event);
+    if (event.mine) applyMine(event.mine);
   });
-  ws.addEventListener("close", () => {
-    const delay = Math.min(30000, 1000 * 2 ** attempt);
-    setLive("lost", "Verbindung unterbrochen – Anzeige nicht aktuell. Verbinde neu …");
-    setTimeout(() => connect(attempt + 1), delay);
+  ws.addEventListener("close", async () => {
+    setLive("lost", "Offline – verbinde neu …");
+    if (!received && !(await loggedIn())) {
+      location.assign(`/staff/login?next=${encodeURIComponent(location.pathname)}`);
+      return;
+    }
+    setTimeout(() => connect(attempt + 1), Math.min(30000, 1000 * 2 ** attempt));
   });
 }
 

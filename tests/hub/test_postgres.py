@@ -64,8 +64,9 @@ def test_room_checkin_on_postgres(
         close_app(app)
 
     # The rows really live in PostgreSQL (not in a SQLite file that slipped in).
-    with psycopg.connect(host="127.0.0.1", port=postgres.port, user="postgres",
-                         dbname="postgres") as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=postgres.port, user="postgres", dbname="postgres"
+    ) as conn:
         row = conn.execute("SELECT state, seq FROM rooms WHERE slug = 'pg-raum'").fetchone()
     assert row == ("busy", busy.seq)
     assert not (tmp_path / "hub.db").exists()

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from protocol import topics
 from protocol.payloads import HubState, RoomStatus
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, create_room
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Received, Watcher
 from tests.support.net import free_port, wait_for
@@ -66,7 +67,6 @@ def test_run_survives_sigkill_with_last_will_and_growing_seq(
             assert health["broker"] is True
             online = hub_state.wait(lambda m: _hub_state(m) == "online", 10)
             assert HubState.parse(online.payload).version == health["version"]
-            assert online.retain is False  # live delivery to a subscriber that was there first
 
             web = HttpClient(base)
             token = web.log_in("boss", PASSWORD)
@@ -92,6 +92,10 @@ def test_run_survives_sigkill_with_last_will_and_growing_seq(
             offline = hub_state.wait(lambda m: _hub_state(m) == "offline", 10)
             assert offline.at - killed_at < 10
             assert not first.running()
+            with Watcher(mosquitto.url, topics.hub_state(SITE)) as late:  # the will is retained
+                retained = late.wait(lambda m: bool(m.payload), 5)
+                assert retained.retain
+                assert _hub_state(retained) == "offline"
 
             # Same database, fresh process: seq continues from what was stored.
             hub_state.clear()
@@ -123,11 +127,16 @@ def test_demo_with_embedded_broker(tmp_path: Path) -> None:
     http_port = free_port()
     workdir = tmp_path / "work"
     workdir.mkdir()
-    env = hub_env(instance_path=tmp_path / "instance", embedded_mqtt_port=mqtt_port,
-                  tick_seconds=0.2)
+    env = hub_env(
+        instance_path=tmp_path / "instance", embedded_mqtt_port=mqtt_port, tick_seconds=0.2
+    )
     assert "EMPFANG_MQTT_URL" not in env
-    demo = HubProcess(["demo", "--port", str(http_port), "--threads", "4"], env,
-                      tmp_path / "demo.log", cwd=workdir)
+    demo = HubProcess(
+        ["demo", "--port", str(http_port), "--threads", "4"],
+        env,
+        tmp_path / "demo.log",
+        cwd=workdir,
+    )
     try:
         demo.start()
         opened = demo.wait_for_line(r"Open (http://\S+)", 60)
@@ -149,7 +158,9 @@ def test_demo_with_embedded_broker(tmp_path: Path) -> None:
         with Watcher(f"mqtt://127.0.0.1:{mqtt_port}", topics.room_status_filter(SITE)) as rooms:
             wait_for(
                 lambda: {_status(m).room for m in list(rooms.messages) if m.payload} >= DEMO_ROOMS,
-                15, 0.1, f"statuses of {sorted(DEMO_ROOMS)} on the embedded broker",
+                15,
+                0.1,
+                f"statuses of {sorted(DEMO_ROOMS)} on the embedded broker",
             )
             statuses = {_status(m).room: _status(m) for m in list(rooms.messages) if m.payload}
         assert {s.state for s in statuses.values()} <= {"free", "closed"}
@@ -163,17 +174,29 @@ def test_demo_with_embedded_broker(tmp_path: Path) -> None:
         assert {r["slug"] for r in listed.json()["rooms"]} == DEMO_ROOMS
         assert HttpClient(base).log_in("staff", staff.group(1))
 
-        stopping = time.monotonic()
-        demo.terminate()
-        code = demo.wait(15)
+        # A graceful stop: the worker says offline itself before the embedded broker goes.
+        with Watcher(f"mqtt://127.0.0.1:{mqtt_port}", topics.hub_state(SITE)) as hub_state:
+            hub_state.wait(lambda m: _hub_state(m) == "online", 10)
+            hub_state.clear()
+            stopping = time.monotonic()
+            demo.terminate()
+            hub_state.wait(lambda m: _hub_state(m) == "offline", 15)
+            code = demo.wait(15)
         assert code == 0, demo.log_tail()
         assert time.monotonic() - stopping < 15
+        assert "Traceback" not in demo.log_tail(20000)
     finally:
         demo.cleanup()
 
 
 @pytest.mark.slow
-def test_healthz_follows_the_broker(app: Flask, mosquitto: Mosquitto) -> None:
+def test_healthz_follows_the_broker(
+    app: Flask, mosquitto: Mosquitto, admin_client: tuple[FlaskClient, str]
+) -> None:
+    staff, token = admin_client
+    create_room(staff, token, "raum-7")
+    with Watcher(mosquitto.url, topics.room_status(SITE, "raum-7")) as before:
+        published = _status(before.wait(lambda m: bool(m.payload), 5))
     client = app.test_client()
     ok = client.get("/healthz")
     assert ok.status_code == 200
@@ -188,8 +211,12 @@ def test_healthz_follows_the_broker(app: Flask, mosquitto: Mosquitto) -> None:
 
     mosquitto.start()  # same port
     restarted = time.monotonic()
-    wait_for(lambda: client.get("/healthz").status_code == 200, 15, 0.1,
-             "/healthz 200 after the broker came back")
+    wait_for(
+        lambda: client.get("/healthz").status_code == 200,
+        15,
+        0.1,
+        "/healthz 200 after the broker came back",
+    )
     assert time.monotonic() - restarted < 15
     assert client.get("/healthz").get_json()["broker"] is True
     # Back online means the hub said so again on the restarted (empty) broker.
@@ -197,6 +224,11 @@ def test_healthz_follows_the_broker(app: Flask, mosquitto: Mosquitto) -> None:
         msg = state.wait(lambda m: bool(m.payload), 5)
         assert msg.retain
         assert _hub_state(msg) == "online"
+    # The restarted broker kept nothing (persistence false): the hub republished the room.
+    with Watcher(mosquitto.url, topics.room_status(SITE, "raum-7")) as after:
+        again = _status(after.wait(lambda m: bool(m.payload), 5))
+        assert again.seq == published.seq
+        assert again.state == published.state
 
 
 def test_create_user_rejects_bad_and_duplicate_names(tmp_path: Path) -> None:

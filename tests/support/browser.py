@@ -61,7 +61,6 @@ def log_in_page(page: Page, base_url: str, username: str, password: str) -> None
     expect(page).to_have_url(f"{base_url}/rooms", timeout=TIMEOUT_MS)
 
 
-
 @contextmanager
 def browser_context(browser: Browser, **options: Any) -> Iterator[BrowserContext]:
     """A fresh, German-speaking context (own cookies) that is closed afterwards."""

@@ -69,8 +69,13 @@ class PostgresServer:
         # Output goes to a file, never a pipe: the postmaster would inherit the pipe.
         with (self.root / "tools.log").open("ab") as out:
             result = subprocess.run(
-                cmd, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                timeout=timeout, check=False,
+                cmd,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                timeout=timeout,
+                check=False,
             )
         if result.returncode != 0:
             raise AssertionError(
@@ -93,26 +98,52 @@ class PostgresServer:
             shutil.chown(self.root, SYSTEM_USER, SYSTEM_USER)
             shutil.chown(self.sockets, SYSTEM_USER, SYSTEM_USER)
         self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "--no-sync",
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
         )
         options = (
             f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
-                  "-w", "-t", "60", "start", timeout=90)
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            timeout=90,
+        )
         self._started = True
         wait_port(self.port, timeout=30)
-        wait_for(self._accepts_queries, timeout=30, interval=0.1,
-                 message=f"PostgreSQL on port {self.port}")
+        wait_for(
+            self._accepts_queries,
+            timeout=30,
+            interval=0.1,
+            message=f"PostgreSQL on port {self.port}",
+        )
 
     def _accepts_queries(self) -> bool:
         import psycopg
 
         try:
             with psycopg.connect(
-                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                host="127.0.0.1",
+                port=self.port,
+                user="postgres",
+                dbname="postgres",
                 connect_timeout=2,
             ) as conn:
                 return conn.execute("SELECT 1").fetchone() == (1,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -42,7 +43,10 @@ def hub_env(**settings: str | Path | float | int) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], env: Mapping[str, str], stdin: str = "", cwd: Path | None = None,
+    args: list[str],
+    env: Mapping[str, str],
+    stdin: str = "",
+    cwd: Path | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run `empfang-hub ARGS` to completion and return its result (text output)."""
@@ -65,8 +69,9 @@ class HubProcess:
     standard error goes to `log_file`. `cleanup()` kills whatever is left of the group.
     """
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log_file: Path,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], log_file: Path, cwd: Path | None = None
+    ) -> None:
         self.args = args
         self.env = dict(env)
         self.log_file = log_file
@@ -146,10 +151,8 @@ class HubProcess:
 
     def kill_group(self) -> None:
         """SIGKILL the whole process group (a crash: no clean shutdown, no offline message)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         assert self.proc is not None
         self.proc.wait(timeout=10)
 
@@ -167,14 +170,10 @@ class HubProcess:
         """Kill anything left of the process group and reap the master; safe to repeat."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the kernel reaps SIGKILL
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - the kernel reaps SIGKILL
-            pass
         if self._reader is not None:
             self._reader.join(timeout=5)
         if self.proc.stdout is not None:
@@ -209,9 +208,16 @@ class HttpClient:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self.csrf_token = ""
 
-    def request(self, method: str, path: str, *, json_body: Any = None,
-                form: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                timeout: float = 10.0) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> Response:
         """Send one request and return the (final, after redirects) answer."""
         data = None
         all_headers = dict(headers or {})
@@ -238,8 +244,10 @@ class HttpClient:
     def api(self, method: str, path: str, body: Any = None) -> Response:
         """A state-changing API call carrying the session's CSRF token."""
         return self.request(
-            method, path, json_body=body, headers={"X-CSRFToken": self.csrf_token,
-                                                  "Accept": "application/json"}
+            method,
+            path,
+            json_body=body,
+            headers={"X-CSRFToken": self.csrf_token, "Accept": "application/json"},
         )
 
     def log_in(self, username: str, password: str) -> str:
@@ -267,8 +275,9 @@ def wait_healthy(hub: HubProcess, base_url: str, timeout: float = 30.0) -> dict[
 
     def healthy() -> dict[str, Any] | None:
         if not hub.running():
-            raise AssertionError(f"hub exited with {hub.proc and hub.proc.poll()}:\n"
-                                 f"{hub.log_tail()}")
+            raise AssertionError(
+                f"hub exited with {hub.proc and hub.proc.poll()}:\n{hub.log_tail()}"
+            )
         try:
             answer = client.get("/healthz", timeout=2)
         except OSError:
