@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from hub import auth, db
+from hub import auth, db, i18n
 from hub.clock import Clock
 from hub.config import Settings, ensure_secret_key, load_settings
 from hub.errors import ServiceError
@@ -48,10 +48,11 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     runtime = HubRuntime(settings, clock)
     app.extensions["empfang"] = runtime
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     db.init_app(app)
+    i18n.init_app(app)
     app.before_request(auth.load_user)
-    _register_blueprints(app)
+    _register_blueprints(app, csrf)
     _register_errors(app)
     app.add_template_global(settings.site, "site")
     app.add_template_filter(lambda dt: format_local(dt, runtime), "localtime")
@@ -79,10 +80,13 @@ def create_app(
     return app
 
 
-def _register_blueprints(app: Flask) -> None:
-    from hub.blueprints import admin, api, health, rooms, staff
+def _register_blueprints(app: Flask, csrf: CSRFProtect) -> None:
+    from hub.blueprints import admin, api, health, queue, reception, reception_api, rooms, staff
 
-    for module in (staff, rooms, admin, api, health):
+    # The kiosk API takes only application/json (or DELETE), which no cross-site form
+    # can send without a CORS preflight that the hub never grants.
+    csrf.exempt(reception_api.bp)
+    for module in (staff, rooms, queue, reception, reception_api, admin, api, health):
         app.register_blueprint(module.bp)
 
 

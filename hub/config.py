@@ -35,6 +35,10 @@ class Settings:
     tick_seconds: float = 1.0
     public_url: str = ""
     trusted_proxies: int = 0
+    retention_hours: float = 24.0
+    ticket_rate: int = 5
+    privacy_notice_de: str = ""
+    privacy_notice_en: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -53,8 +57,8 @@ class Settings:
         return self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
 
 
-_INT_FIELDS = {"embedded_mqtt_port", "status_ttl", "trusted_proxies"}
-_FLOAT_FIELDS = {"tick_seconds"}
+_INT_FIELDS = {"embedded_mqtt_port", "status_ttl", "trusted_proxies", "ticket_rate"}
+_FLOAT_FIELDS = {"tick_seconds", "retention_hours"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -128,6 +132,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("EMPFANG_EMBEDDED_MQTT_PORT: must be 1..65535")
     if not 3 <= settings.status_ttl <= 86400:
         raise ConfigError("EMPFANG_STATUS_TTL: must be 3..86400 seconds")
+    if not 0 < settings.retention_hours <= 24 * 365:
+        raise ConfigError("EMPFANG_RETENTION_HOURS: must be more than 0 and at most a year")
+    if not 1 <= settings.ticket_rate <= 100000:
+        raise ConfigError("EMPFANG_TICKET_RATE: must be 1..100000 tickets per address per 10 min")
     if not 0 <= settings.trusted_proxies <= 5:
         raise ConfigError("EMPFANG_TRUSTED_PROXIES: must be 0..5")
     if settings.mqtt_url and not settings.mqtt_url.startswith(("mqtt://", "mqtts://")):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import Department, Room, User
+from hub.models import Category, Department, Room, User
 from hub.runtime import HubRuntime
 from hub.schedule import Schedule, parse_day
 from hub.services.rooms import RoomInput
@@ -54,6 +54,26 @@ def seed(runtime: HubRuntime, db: Session) -> bool:
         runtime.rooms.create(
             db, slug, RoomInput(name, kind, policy, dept, enabled=True, schedule=schedule)
         )
+    departments = {d.slug: d for d in db.scalars(select(Department))}
+    categories = [
+        ("grundsicherung", "Grundsicherung und Sozialhilfe", "Basic income support", "sozialamt"),
+        ("wohngeld", "Wohngeld", "Housing benefit", "sozialamt"),
+        ("ausweis", "Personalausweis und Reisepass", "ID card and passport", "buergerbuero"),
+        ("meldewesen", "An-, Um- und Abmeldung", "Registering an address", "buergerbuero"),
+        ("sonstiges", "Sonstiges Anliegen", "Something else", "buergerbuero"),
+    ]
+    for position, (slug, name_de, name_en, dept) in enumerate(categories):
+        db.add(
+            Category(
+                slug=slug,
+                name_de=name_de,
+                name_en=name_en,
+                department_id=departments[dept].id,
+                active=True,
+                position=position,
+            )
+        )
+    db.commit()
     return True
 
 
@@ -68,6 +88,11 @@ def demo_logins(runtime: HubRuntime, db: Session) -> list[DemoLogin]:
         if user is None:
             created = runtime.users.create(db, username, display, None, is_admin=is_admin)
             password = created.password
+            if not is_admin:  # the demo staff member serves the Sozialamt queue
+                created.user.departments = list(
+                    db.scalars(select(Department).where(Department.slug == "sozialamt"))
+                )
+                db.commit()
         else:
             password = runtime.users.reset_password(db, user.id)
         logins.append(DemoLogin(username, password, is_admin))

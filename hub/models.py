@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -17,6 +20,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 ROOM_KINDS = ("reception", "consultation", "meeting")
+TICKET_STATES = ("waiting", "serving", "ended")
+OUTCOMES = ("resolved", "forwarded", "no_show", "left")
 ROOM_POLICIES = ("open", "knock", "private")
 
 
@@ -43,6 +48,14 @@ class Base(DeclarativeBase):
     """Declarative base of every table."""
 
 
+user_departments = Table(
+    "user_departments",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
 class Department(Base):
     """An organisational unit that owns rooms (and, later, reception queues)."""
 
@@ -53,6 +66,9 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(200))
 
     rooms: Mapped[list[Room]] = relationship(back_populates="department")
+    members: Mapped[list[User]] = relationship(
+        secondary=user_departments, back_populates="departments"
+    )
 
 
 class Room(Base):
@@ -101,6 +117,9 @@ class User(Base):
     presences: Mapped[list[Presence]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+    departments: Mapped[list[Department]] = relationship(
+        secondary=user_departments, back_populates="members"
+    )
 
 
 class Presence(Base):
@@ -127,3 +146,99 @@ class LoginAttempt(Base):
     address: Mapped[str] = mapped_column(String(64), index=True)
     username: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Category(Base):
+    """A concern a citizen can choose at the reception; it leads to a department's queue."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name_de: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    department: Mapped[Department] = relationship()
+
+    def name(self, language: str) -> str:
+        """The category's name in `language` (German when no English name is set)."""
+        return self.name_en if language == "en" and self.name_en else self.name_de
+
+
+class Ticket(Base):
+    """A citizen's visit to the virtual reception; personal fields are erased after retention."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_arrived", "status", "arrived_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="waiting")
+    language: Mapped[str] = mapped_column(String(5), default="de")
+    name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL"), nullable=True
+    )
+    category_slug: Mapped[str] = mapped_column(String(64))
+    origin_department: Mapped[str] = mapped_column(String(64))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="SET NULL"), nullable=True
+    )
+    assigned_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    forward_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str] = mapped_column(Text, default="[]")
+    source: Mapped[str] = mapped_column(String(64), default="web")
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    served_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    served_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    room_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rooms.id", ondelete="SET NULL"), nullable=True
+    )
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    category: Mapped[Category | None] = relationship()
+    department: Mapped[Department | None] = relationship()
+    assigned_user: Mapped[User | None] = relationship(foreign_keys=[assigned_user_id])
+    served_by: Mapped[User | None] = relationship(foreign_keys=[served_by_id])
+    room: Mapped[Room | None] = relationship()
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", order_by="TicketMessage.id"
+    )
+
+
+class TicketMessage(Base):
+    """A short message from staff to a waiting citizen."""
+
+    __tablename__ = "ticket_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    text: Mapped[str] = mapped_column(Text)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+
+
+class RateEvent(Base):
+    """One use of a rate-limited public action (ticket creation), shared by hub processes."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_kind_key_at", "kind", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -14,12 +14,13 @@ import paho.mqtt.client as mqtt
 
 from protocol import topics
 from protocol.errors import PayloadError, TopicError
-from protocol.payloads import HubState, Knock, RoomStatus
+from protocol.payloads import HubEvent, HubState, Knock, RoomStatus
 
 log = logging.getLogger(__name__)
 
 StatusHandler = Callable[[str, RoomStatus | None], None]
 KnockHandler = Callable[[str, Knock], None]
+EventHandler = Callable[[HubEvent], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class MqttBridge:
         on_status: StatusHandler,
         on_connected: Callable[[], None] | None = None,
         on_knock: KnockHandler | None = None,
+        on_event: EventHandler | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(url)
         self.site = site
@@ -66,6 +68,7 @@ class MqttBridge:
         self._on_status = on_status
         self._on_connected = on_connected
         self._on_knock = on_knock
+        self._on_event = on_event
         self._connected = threading.Event()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -108,6 +111,10 @@ class MqttBridge:
             topics.room_status(self.site, status.room), status.to_json(), qos=1, retain=True
         )
 
+    def publish_event(self, event: HubEvent) -> None:
+        """Tell every hub process (this one included) that shared state changed."""
+        self._client.publish(topics.hub_events(self.site), event.to_json(), qos=1)
+
     def clear_status(self, room: str) -> None:
         """Remove a deleted room's retained status."""
         self._client.publish(topics.room_status(self.site, room), b"", qos=1, retain=True)
@@ -148,7 +155,11 @@ class MqttBridge:
             retain=True,
         )
         client.subscribe(
-            [(topics.room_status_filter(self.site), 1), (topics.room_knock_filter(self.site), 1)]
+            [
+                (topics.room_status_filter(self.site), 1),
+                (topics.room_knock_filter(self.site), 1),
+                (topics.hub_events(self.site), 1),
+            ]
         )
         self._connected.set()
         log.info("connected to broker %s:%s", self.address.host, self.address.port)
@@ -172,7 +183,13 @@ class MqttBridge:
     ) -> None:
         try:
             topic = topics.parse_topic(msg.topic)
-            if topic.kind != "room" or topic.site != self.site:
+            if topic.site != self.site:
+                return
+            if topic.kind == "hub" and topic.leaf == "events":
+                if self._on_event is not None:
+                    self._call(self._on_event, HubEvent.parse(msg.payload))
+                return
+            if topic.kind != "room":
                 return
             room = str(topic.key)
             if topic.leaf == "knock":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
 from sqlalchemy import text
@@ -14,13 +15,16 @@ from hub.config import Settings
 from hub.db import make_engine, session_scope
 from hub.live import LiveFeed
 from hub.mqtt_bridge import MqttBridge
+from hub.services.reception import ReceptionService
 from hub.services.rooms import RoomService
 from hub.services.users import UserService
 from hub.ticker import Ticker
-from protocol.payloads import Knock, RoomStatus, format_time
+from protocol.payloads import HubEvent, Knock, RoomStatus, format_time
 
 log = logging.getLogger(__name__)
 ROOMS_TOPIC = "rooms"
+QUEUE_TOPIC = "queue"
+PURGE_INTERVAL = 60.0  # seconds between retention purges
 KNOCK_INTERVAL = 3.0  # seconds between two knocks shown for the same room
 
 
@@ -49,9 +53,18 @@ class HubRuntime:
             on_status=self._on_status,
             on_connected=self._on_connected,
             on_knock=self._on_knock,
+            on_event=self._on_event,
         )
         self.rooms = RoomService(self.clock, settings.zone, settings.status_ttl, self.bridge)
         self.users = UserService(self.clock)
+        self.reception = ReceptionService(
+            self.clock,
+            settings.zone,
+            notify=lambda kind, ref: self.bridge.publish_event(HubEvent(kind=kind, ref=ref)),
+            sync_room=self.rooms.sync,
+            retention=timedelta(hours=settings.retention_hours),
+            ticket_rate=settings.ticket_rate,
+        )
         self.ticker = Ticker(
             refresh=self.refresh,
             republish=self.republish,
@@ -60,6 +73,7 @@ class HubRuntime:
         )
         self._closed = False
         self._last_knock: dict[str, float] = {}
+        self._last_purge = 0.0
 
     def start(self) -> None:
         """Connect to the broker and start the background ticker."""
@@ -70,6 +84,14 @@ class HubRuntime:
         """Publish every room whose derived state changed (e.g. opening hours)."""
         with session_scope(self.sessions) as db:
             self.rooms.refresh_all(db)
+        if time.monotonic() - self._last_purge >= PURGE_INTERVAL:
+            self._last_purge = time.monotonic()
+            self.purge()
+
+    def purge(self) -> int:
+        """Erase personal data past its retention period; returns how many visits."""
+        with session_scope(self.sessions) as db:
+            return self.reception.purge(db)
 
     def republish(self) -> None:
         """Publish every room again so receivers know the status is current."""
@@ -105,6 +127,20 @@ class HubRuntime:
         # Only the room and the device travel on: a knock names no person.
         event = {"type": "knock", "room": room, "device": knock.device, "at": format_time(knock.at)}
         self.live.publish(ROOMS_TOPIC, event)
+
+    def _on_event(self, event: HubEvent) -> None:
+        # Positions are computed once per event here, not once per waiting citizen's page.
+        with session_scope(self.sessions) as db:
+            places = self.reception.places(db)
+        self.live.publish(
+            QUEUE_TOPIC,
+            {
+                "type": "queue",
+                "kind": event.kind,
+                "ref": event.ref,
+                "places": {k: (p.position, p.estimate_minutes) for k, p in places.items()},
+            },
+        )
 
     def _on_connected(self) -> None:
         self.ticker.request_republish()

@@ -53,3 +53,19 @@ def flag(value: object, field: str) -> bool:
     ):
         return False
     raise ValidationError(field, "must be true or false")
+
+
+def multiline(value: object, field: str, *, max_len: int, required: bool = True) -> str:
+    """Free text that may span lines (tabs and newlines allowed, other controls not)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be text")
+    value = value.replace("\r\n", "\n").strip()
+    if required and not value:
+        raise ValidationError(field, "is required")
+    if len(value) > max_len:
+        raise ValidationError(field, f"must be at most {max_len} characters")
+    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+        raise ValidationError(field, "must not contain control characters")
+    return value

@@ -28,6 +28,7 @@ from protocol.errors import PayloadError
 from protocol.topics import check_slug, hub_state, is_slug, room_status
 
 __all__ = [
+    "HUB_EVENT_KINDS",
     "MAX_PAYLOAD_BYTES",
     "Availability",
     "CommandName",
@@ -35,6 +36,7 @@ __all__ = [
     "DeviceConfig",
     "DeviceKind",
     "DeviceState",
+    "HubEvent",
     "HubState",
     "Knock",
     "Language",
@@ -594,3 +596,48 @@ def home_assistant_discovery(
         "qos": 1,
         "device": device,
     }
+
+
+HubEventKind = Literal["queue", "ticket"]
+HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket")
+
+
+@dataclass(frozen=True)
+class HubEvent:
+    """A change of shared hub state that every hub process must pick up (``hub/events``).
+
+    It carries no personal data: only what changed (``kind``) and an opaque reference
+    (a ticket's public id, never its token). Receivers re-read the details from the
+    database.
+    """
+
+    kind: HubEventKind
+    ref: str | None = None
+    v: int = 1
+
+    def __post_init__(self) -> None:
+        _choice(self.kind, "kind", HUB_EVENT_KINDS)
+        if self.ref is not None:
+            _slug(self.ref, "ref")
+        if self.v != 1:
+            _fail("v", "must be 1")
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON object."""
+        return {"v": self.v, "kind": self.kind, "ref": self.ref}
+
+    def to_json(self) -> bytes:
+        """Return the UTF-8 JSON payload."""
+        return _dump(self.to_dict())
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> HubEvent:
+        """Parse and validate a payload, or raise PayloadError."""
+        obj = _load(data)
+        if obj.get("v") != 1:
+            _fail("v", "must be 1")
+        ref = obj.get("ref")
+        return cls(
+            kind=_choice(_require(obj, "kind"), "kind", HUB_EVENT_KINDS),  # type: ignore[arg-type]
+            ref=None if ref is None else _slug(ref, "ref"),
+        )

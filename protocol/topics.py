@@ -24,6 +24,7 @@ __all__ = [
     "device_state",
     "device_state_filter",
     "home_assistant_discovery_topic",
+    "hub_events",
     "hub_state",
     "is_slug",
     "parse_topic",
@@ -70,6 +71,14 @@ def site_prefix(site: str) -> str:
 def hub_state(site: str) -> str:
     """Return the retained hub state topic (the hub's last will goes here)."""
     return f"{site_prefix(site)}/hub/state"
+
+
+def hub_events(site: str) -> str:
+    """Return the topic on which hub processes tell each other that shared state changed.
+
+    Only the hub writes it; its payloads name no person (see HubEvent).
+    """
+    return f"{site_prefix(site)}/hub/events"
 
 
 def room_status(site: str, room: str) -> str:
@@ -163,6 +172,8 @@ def parse_topic(topic: str) -> Topic:
     match rest:
         case ["hub", "state"]:
             return Topic(site, "hub", None, "state")
+        case ["hub", "events"]:
+            return Topic(site, "hub", None, "events")
         case ["rooms", room, leaf] if leaf in _ROOM_LEAVES:
             return Topic(site, "room", check_slug(room, "room"), leaf)
         case ["devices", device, leaf] if leaf in _DEVICE_LEAVES:

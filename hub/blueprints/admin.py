@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from hub import validation
 from hub.auth import admin_required
 from hub.db import get_db
-from hub.errors import Conflict, ServiceError
-from hub.models import ROOM_KINDS, ROOM_POLICIES, Department, Room
+from hub.errors import Conflict, NotFound, ServiceError, ValidationError
+from hub.models import ROOM_KINDS, ROOM_POLICIES, Category, Department, Room
 from hub.runtime import HubRuntime
 from hub.schedule import WEEKDAY_NAMES_DE, WEEKDAYS, Schedule, schedule_from_form
+from hub.stats import report, tickets_since, to_csv
+from hub.svgchart import bar_chart
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -152,7 +165,11 @@ def new_department() -> Any:
 def users() -> Any:
     """List staff accounts."""
     return render_template(
-        "admin/users.html", users=_runtime().users.list_users(get_db()), error=None, form={}
+        "admin/users.html",
+        users=_runtime().users.list_users(get_db()),
+        departments=_departments(),
+        error=None,
+        form={},
     )
 
 
@@ -173,7 +190,11 @@ def new_user() -> Any:
     except ServiceError as exc:
         get_db().rollback()
         return render_template(
-            "admin/users.html", users=service.list_users(get_db()), error=exc, form=form
+            "admin/users.html",
+            users=service.list_users(get_db()),
+            departments=_departments(),
+            error=exc,
+            form=form,
         ), exc.status
     return render_template(
         "admin/password.html", user=created.user, password=created.password, created=True
@@ -196,6 +217,10 @@ def edit_user(user_id: int) -> Any:
     )
     for slug in affected:  # a disabled account leaves its rooms
         runtime.rooms.sync(db, slug)
+    chosen = set(request.form.getlist("departments"))
+    user = runtime.users.get(db, user_id)
+    user.departments = [d for d in _departments() if d.slug in chosen]
+    db.commit()
     flash("Konto gespeichert.")
     return redirect(url_for("admin.users"))
 
@@ -211,4 +236,99 @@ def reset_password(user_id: int) -> Any:
         user=service.get(get_db(), user_id),
         password=password,
         created=False,
+    )
+
+
+@bp.get("/categories")
+@admin_required
+def categories() -> Any:
+    """Concern categories citizens choose from, each leading to a department's queue."""
+    return render_template(
+        "admin/categories.html",
+        categories=_runtime().reception.categories(get_db(), active_only=False),
+        departments=_departments(),
+    )
+
+
+@bp.post("/categories")
+@admin_required
+def new_category() -> Any:
+    """Create a concern category."""
+    db = get_db()
+    slug = validation.slug(request.form.get("slug", ""), "category_slug")
+    name_de = validation.text(request.form.get("name_de"), "name_de", max_len=120)
+    name_en = validation.text(request.form.get("name_en"), "name_en", max_len=120, required=False)
+    dept_slug = validation.slug(request.form.get("department", ""), "department")
+    dept = db.scalar(select(Department).where(Department.slug == dept_slug))
+    if dept is None:
+        raise ValidationError("department", f"no department {dept_slug!r}")
+    if db.scalar(select(Category.id).where(Category.slug == slug)) is not None:
+        raise Conflict(f"a category {slug!r} exists already", "category_slug")
+    position = len(_runtime().reception.categories(db, active_only=False))
+    db.add(
+        Category(
+            slug=slug,
+            name_de=name_de,
+            name_en=name_en,
+            department_id=dept.id,
+            active=True,
+            position=position,
+        )
+    )
+    db.commit()
+    flash(f"Anliegen „{name_de}“ angelegt.")
+    return redirect(url_for("admin.categories"))
+
+
+@bp.post("/categories/<slug>/active")
+@admin_required
+def category_active(slug: str) -> Any:
+    """Offer a category to citizens, or stop offering it."""
+    db = get_db()
+    category = db.scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise NotFound(f"no category {slug!r}", "category")
+    category.active = validation.flag(request.form.get("active"), "active")
+    db.commit()
+    return redirect(url_for("admin.categories"))
+
+
+@bp.get("/stats")
+@admin_required
+def stats() -> Any:
+    """Tickets per day and waiting times per department and hour, as server-side charts."""
+    runtime = _runtime()
+    zone = runtime.settings.zone
+    today = runtime.clock.now().astimezone(zone).date()
+    since = runtime.clock.now() - timedelta(days=30)
+    data = report(tickets_since(get_db(), since), zone, today)
+    per_day = bar_chart(
+        "Anliegen pro Tag (30 Tage)",
+        [d.strftime("%d.%m.") for d, _ in data.per_day],
+        [("Tickets", [float(n) for _, n in data.per_day], "bar-a")],
+        "Tickets",
+    )
+    hours = list(data.by_hour)
+    by_hour = bar_chart(
+        "Wartezeit nach Tageszeit (Minuten)",
+        [f"{h:02d} Uhr" for h in hours],
+        [
+            ("Median", [data.by_hour[h].p50 for h in hours], "bar-a"),
+            ("90 %", [data.by_hour[h].p90 for h in hours], "bar-b"),
+        ],
+        "min",
+    )
+    return render_template("admin/stats.html", data=data, per_day=per_day, by_hour=by_hour)
+
+
+@bp.get("/stats.csv")
+@admin_required
+def stats_csv() -> Any:
+    """The visits of the last 30 days as CSV (statistical fields only)."""
+    since = _runtime().clock.now() - timedelta(days=30)
+    body = to_csv(tickets_since(get_db(), since))
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=empfang-statistik.csv"},
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub import validation
 from hub.clock import Clock
 from hub.errors import Conflict, NotFound, ValidationError
-from hub.models import ROOM_KINDS, ROOM_POLICIES, Department, Presence, Room, User
+from hub.models import ROOM_KINDS, ROOM_POLICIES, Department, Presence, Room, Ticket, User
 from hub.schedule import Schedule
 from protocol.payloads import RoomState, RoomStatus
 
@@ -111,14 +111,20 @@ class RoomService:
 
     # ---- derivation and publishing -------------------------------------
     def _waiting(self, db: Session, room: Room) -> int:
-        """Citizens waiting for this room; the reception's queue is counted here."""
-        return 0
+        """Citizens waiting: the reception room carries the whole lobby's count."""
+        if room.kind != "reception":
+            return 0
+        count = select(func.count()).select_from(Ticket).where(Ticket.status == "waiting")
+        return db.scalar(count) or 0
 
     def _derive(self, db: Session, room: Room, now: datetime) -> tuple[RoomState, int, int]:
-        occupants = (
-            db.scalar(select(func.count()).select_from(Presence).where(Presence.room_id == room.id))
-            or 0
+        staff = select(func.count()).select_from(Presence).where(Presence.room_id == room.id)
+        citizens = (
+            select(func.count())
+            .select_from(Ticket)
+            .where(Ticket.status == "serving", Ticket.room_id == room.id)
         )
+        occupants = (db.scalar(staff) or 0) + (db.scalar(citizens) or 0)
         waiting = self._waiting(db, room)
         if not self.is_open(room, now):
             state = RoomState.CLOSED

@@ -527,3 +527,17 @@ def test_home_assistant_discovery() -> None:
     assert isinstance(template, str)
     assert "'busy'" in template and "'dnd'" in template and "value_json.state" in template
     json.dumps(config)  # serialisable as it stands
+
+
+def test_hub_event_round_trip_and_rejects_bad_kind() -> None:
+    from protocol import HubEvent, hub_events, parse_topic
+
+    event = HubEvent(kind="queue", ref="t-3f9a")
+    assert HubEvent.parse(event.to_json()) == event
+    assert HubEvent.parse(b'{"v":1,"kind":"ticket","ref":null}').ref is None
+    with pytest.raises(PayloadError, match="^kind"):
+        HubEvent.parse(b'{"v":1,"kind":"gossip"}')
+    with pytest.raises(PayloadError, match="^ref"):
+        HubEvent.parse(b'{"v":1,"kind":"queue","ref":"Erika Mustermann"}')
+    topic = parse_topic(hub_events("default"))
+    assert (topic.kind, topic.leaf) == ("hub", "events")

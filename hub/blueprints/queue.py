@@ -1,0 +1,214 @@
+"""The staff queue: who waits, and admit, forward, return, end and message."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.auth import login_required, same_origin
+from hub.db import get_db, session_scope
+from hub.models import Department, Ticket, User
+from hub.runtime import QUEUE_TOPIC, HubRuntime
+from hub.ticket_view import forwarded_to
+
+bp = Blueprint("queue", __name__)
+sock = Sock()
+ACCOUNT_RECHECK = 60.0
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def ticket_json(ticket: Ticket, now: Any) -> dict[str, Any]:
+    """A waiting or served ticket as staff see it."""
+    return {
+        "ticket": ticket.public_id,
+        "status": ticket.status,
+        "name": ticket.name,
+        "category": ticket.category.name("de") if ticket.category else ticket.category_slug,
+        "description": ticket.description,
+        "source": ticket.source,
+        "arrived_at": ticket.arrived_at.isoformat(),
+        "waiting_seconds": int((now - ticket.arrived_at).total_seconds()),
+        "department": ticket.department.slug if ticket.department else None,
+        "forward_note": ticket.forward_note,
+        "room": ticket.room.slug if ticket.room else None,
+    }
+
+
+def _context(db: Session, user: User) -> dict[str, Any]:
+    runtime = _runtime()
+    service = runtime.reception
+    return {
+        "waiting": service.queue_for(db, user),
+        "serving": service.serving_for(db, user),
+        "rooms": service.rooms_for_admission(db, user),
+        "departments": list(db.scalars(select(Department).order_by(Department.name))),
+        "colleagues": list(
+            db.scalars(
+                select(User)
+                .where(User.disabled.is_(False), User.id != user.id)
+                .order_by(User.display_name)
+            )
+        ),
+        "now": runtime.clock.now(),
+        "forwarded_to": forwarded_to,
+    }
+
+
+@bp.get("/staff/queue")
+@login_required
+def page() -> Any:
+    """The live queue of the staff member's departments and personal forwards."""
+    return render_template("staff/queue.html", **_context(get_db(), g.user))
+
+
+def _act(public_id: str, action: str) -> Ticket:
+    service = _runtime().reception
+    db, user, form = (
+        get_db(),
+        g.user,
+        request.form if request.form else (request.get_json(silent=True) or {}),
+    )
+    if action == "admit":
+        return service.admit(db, public_id, user, form.get("room") or None)
+    if action == "forward":
+        return service.forward(
+            db,
+            public_id,
+            user,
+            department=form.get("department") or None,
+            colleague=form.get("colleague") or None,
+            note=form.get("note"),
+        )
+    if action == "return":
+        return service.return_to_lobby(db, public_id, user)
+    if action == "end":
+        return service.end(db, public_id, user, form.get("outcome"))
+    if action == "message":
+        service.message(db, public_id, user, form.get("text"))
+        return service.by_public_id(db, public_id)
+    abort(404)
+
+
+ACTIONS = ("admit", "forward", "return", "end", "message")
+
+
+def _done(action: str) -> str:
+    return {
+        "admit": _("Eingelassen."),
+        "forward": _("Weitergeleitet."),
+        "return": _("Zurück im Wartebereich."),
+        "end": _("Besuch beendet."),
+        "message": _("Nachricht gesendet."),
+    }[action]
+
+
+@bp.post("/staff/queue/<public_id>/<action>")
+@login_required
+def act(public_id: str, action: str) -> Any:
+    """Perform a queue action from the staff page's forms."""
+    if action not in ACTIONS:
+        abort(404)
+    _act(public_id, action)
+    flash(_done(action))
+    return redirect(url_for("queue.page"))
+
+
+@bp.get("/api/v1/queue")
+@login_required
+def api_list() -> Any:
+    """Waiting and served tickets of the caller's queues."""
+    db, now = get_db(), _runtime().clock.now()
+    service = _runtime().reception
+    return jsonify(
+        waiting=[ticket_json(t, now) for t in service.queue_for(db, g.user)],
+        serving=[ticket_json(t, now) for t in service.serving_for(db, g.user)],
+    )
+
+
+@bp.post("/api/v1/queue/<public_id>/<action>")
+@login_required
+def api_act(public_id: str, action: str) -> Any:
+    """Perform a queue action: admit, forward, return, end, message."""
+    if action not in ACTIONS:
+        abort(404)
+    ticket = _act(public_id, action)
+    return jsonify(ticket_json(ticket, _runtime().clock.now()))
+
+
+@bp.before_request
+def _refuse_live_without_login() -> Any:
+    if request.endpoint == "queue.live":
+        if g.user is None:
+            abort(401)
+        if not same_origin():
+            abort(403)
+    return None
+
+
+def _render_list(runtime: HubRuntime, user_id: int) -> dict[str, Any]:
+    with session_scope(runtime.sessions) as db:
+        user = db.get(User, user_id)
+        if user is None or user.disabled:
+            return {}
+        context = _context(db, user)
+        return {
+            "type": "queue",
+            "waiting": [t.public_id for t in context["waiting"]],
+            "html": render_template("staff/_queue_lists.html", **context),
+        }
+
+
+@sock.route("/staff/queue/live", bp=bp)
+def live(ws: Any) -> None:
+    """Push the rendered queue whenever any ticket changed, in any hub process."""
+    runtime = _runtime()
+    user_id, fingerprint = g.user.id, session.get("pw")
+    request_db = g.pop("db", None)
+    if request_db is not None:
+        request_db.close()
+    with runtime.live.subscribe(QUEUE_TOPIC) as sub:
+        ws.send(json.dumps(_render_list(runtime, user_id)))
+        checked = time.monotonic()
+        while ws.connected:
+            event = sub.get(timeout=10)
+            if time.monotonic() - checked > ACCOUNT_RECHECK:
+                with session_scope(runtime.sessions) as db:
+                    user = db.get(User, user_id)
+                    if not user or user.disabled or user.password_hash[-16:] != fingerprint:
+                        ws.close(reason=1008, message="login required")
+                        return
+                checked = time.monotonic()
+            # Waiting times tick on the page itself; re-render only on real changes.
+            if event is None:
+                continue
+            payload = _render_list(runtime, user_id)
+            if not payload:
+                ws.close(reason=1008, message="login required")
+                return
+            try:
+                ws.send(json.dumps(payload))
+            except ConnectionClosed:
+                break

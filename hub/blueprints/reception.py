@@ -1,0 +1,255 @@
+"""The citizen side of the virtual reception: enter, register, wait, leave."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from hub.auth import client_address, same_origin
+from hub.db import get_db, session_scope
+from hub.errors import NotFound, ServiceError
+from hub.live import RESYNC
+from hub.runtime import QUEUE_TOPIC, HubRuntime
+from hub.services.reception import MAX_DESCRIPTION, MAX_NAME, Place
+from hub.ticket_view import ticket_view
+
+bp = Blueprint("reception", __name__, url_prefix="/empfang")
+sock = Sock()
+TICKET_COOKIE = "empfang_ticket"
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def friendly_error(exc: ServiceError) -> str:
+    """A citizen-facing message for a refused form, in the page's language."""
+    messages = {
+        "name": _(
+            "Bitte geben Sie einen Namen oder ein Kürzel an (höchstens %(n)d Zeichen).", n=MAX_NAME
+        ),
+        "description": _(
+            "Bitte beschreiben Sie Ihr Anliegen in höchstens %(n)d Zeichen.", n=MAX_DESCRIPTION
+        ),
+        "category": _("Bitte wählen Sie ein Anliegen aus der Liste."),
+        "consent": _("Bitte bestätigen Sie den Datenschutzhinweis."),
+        "reception": _("Der Empfang ist gerade geschlossen."),
+        "language": _("Bitte wählen Sie eine Sprache."),
+    }
+    if exc.status == 429:
+        return _(
+            "Von Ihrem Anschluss kamen gerade sehr viele Anmeldungen. "
+            "Bitte versuchen Sie es in einigen Minuten noch einmal."
+        )
+    return messages.get(exc.field or "", _("Die Eingabe konnte nicht verarbeitet werden."))
+
+
+def _language() -> str:
+    return str(get_locale() or "de")
+
+
+def _privacy_notice() -> str:
+    settings = _runtime().settings
+    custom = settings.privacy_notice_en if _language() == "en" else settings.privacy_notice_de
+    return custom or _(
+        "Wir verwenden Ihren Namen und Ihre Beschreibung nur, um Ihr Anliegen zu bearbeiten. "
+        "Das Gespräch wird nicht aufgezeichnet. Chat und Dokumente werden am Ende des "
+        "Gesprächs gelöscht; Name und Beschreibung 24 Stunden nach dem Ende. Für die "
+        "Statistik bleiben nur Zeiten, Anliegen und Ergebnis, ohne Bezug zu Ihrer Person."
+    )
+
+
+def _current_ticket_token() -> str | None:
+    token = request.cookies.get(TICKET_COOKIE)
+    if not token:
+        return None
+    try:
+        ticket = _runtime().reception.by_token(get_db(), token)
+    except NotFound:
+        return None
+    return token if ticket.status != "ended" else None
+
+
+@bp.get("/")
+def landing() -> Any:
+    """Open or closed, people waiting, an estimate, and the registration form."""
+    return _landing(None, None, 200)
+
+
+def _landing(form: dict[str, str] | None, error: str | None, status: int) -> Any:
+    runtime = _runtime()
+    db = get_db()
+    info = runtime.reception.info(db)
+    return render_template(
+        "reception/landing.html",
+        info=info,
+        categories=runtime.reception.categories(db),
+        form=form or {},
+        error=error,
+        lang=_language(),
+        privacy=_privacy_notice(),
+        resume=_current_ticket_token(),
+        zone=runtime.settings.zone,
+    ), status
+
+
+@bp.post("/")
+def register() -> Any:
+    """Take a ticket and go to the waiting page."""
+    runtime = _runtime()
+    form = request.form.to_dict()
+    try:
+        new = runtime.reception.create(
+            get_db(),
+            name=form.get("name"),
+            category=form.get("category"),
+            description=form.get("description"),
+            consent=form.get("consent"),
+            language=_language(),
+            source="web",
+            rate_key=f"addr:{client_address()}",
+        )
+    except ServiceError as exc:
+        get_db().rollback()
+        return _landing(form, friendly_error(exc), exc.status)
+    response = make_response(redirect(url_for("reception.waiting", token=new.token)))
+    response.set_cookie(
+        TICKET_COOKIE,
+        new.token,
+        max_age=24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        path="/empfang",
+        secure=request.is_secure,
+    )
+    return response
+
+
+@bp.get("/datenschutz")
+def privacy() -> Any:
+    """The privacy notice on its own page."""
+    return render_template("reception/privacy.html", privacy=_privacy_notice())
+
+
+@bp.get("/t/<token>")
+def waiting(token: str) -> Any:
+    """The waiting page: live position, estimate, messages, leave."""
+    runtime = _runtime()
+    db = get_db()
+    try:
+        ticket = runtime.reception.by_token(db, token)
+    except NotFound:
+        return render_template("reception/unknown.html"), 404
+    view = ticket_view(runtime.reception, db, ticket)
+    response = make_response(
+        render_template("reception/waiting.html", token=token, view=view, ticket=ticket)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the address holds the token
+    return response
+
+
+@bp.post("/t/<token>/leave")
+def leave(token: str) -> Any:
+    """Leave the queue."""
+    runtime = _runtime()
+    db = get_db()
+    try:
+        ticket = runtime.reception.by_token(db, token)
+    except NotFound:
+        return render_template("reception/unknown.html"), 404
+    runtime.reception.leave(db, ticket)
+    response = make_response(render_template("reception/goodbye.html", left=True))
+    response.delete_cookie(TICKET_COOKIE, path="/empfang")
+    return response
+
+
+@bp.before_request
+def _refuse_foreign_live() -> Any:
+    if request.endpoint == "reception.live" and not same_origin():
+        abort(403)
+    return None
+
+
+def stream_ticket(ws: Any, token: str) -> None:
+    """Push a citizen's ticket view whenever it may have changed; the channel is read-only."""
+    runtime = _runtime()
+    with session_scope(runtime.sessions) as db:
+        ticket = runtime.reception.by_token(db, token)
+        public_id = ticket.public_id
+        last = ticket_view(runtime.reception, db, ticket)
+    request_db = g.pop("db", None)
+    if request_db is not None:
+        request_db.close()
+    with runtime.live.subscribe(QUEUE_TOPIC) as sub:
+        ws.send(json.dumps({"type": "ticket", **last}))
+        while ws.connected:
+            if _refuse_input(ws):
+                continue
+            event = sub.get(timeout=1)
+            if event is None:
+                continue
+            view = _next_view(runtime, token, public_id, last, event)
+            if view is None or view == last:
+                continue
+            last = view
+            try:
+                ws.send(json.dumps({"type": "ticket", **view}))
+            except ConnectionClosed:
+                break
+
+
+def _refuse_input(ws: Any) -> bool:
+    # Citizens only listen here: anything they send is refused, and changes nothing.
+    try:
+        data = ws.receive(timeout=0)
+    except ConnectionClosed:
+        return False
+    if data is None:
+        return False
+    ws.send(json.dumps({"type": "error", "error": "this channel is read-only"}))
+    return True
+
+
+def _next_view(
+    runtime: HubRuntime, token: str, public_id: str, last: dict[str, Any], event: dict[str, Any]
+) -> dict[str, Any] | None:
+    if event is not RESYNC and event.get("ref") != public_id and last["status"] == "waiting":
+        position, estimate = event["places"].get(public_id, (None, None))
+        if position is None:
+            return None
+        next_view = dict(last)
+        next_view.update(position=position, estimate_minutes=estimate, next=position == 1)
+        return next_view
+    with session_scope(runtime.sessions) as db:
+        ticket = runtime.reception.by_token(db, token)
+        place = None
+        if event is not RESYNC and ticket.status == "waiting":
+            position, estimate = event["places"].get(public_id, (None, None))
+            place = Place(position, estimate) if position else None
+        return ticket_view(runtime.reception, db, ticket, place)
+
+
+@sock.route("/t/<token>/live", bp=bp)
+def live(ws: Any, token: str) -> None:
+    """The waiting page's live channel."""
+    try:
+        stream_ticket(ws, token)
+    except NotFound:
+        ws.close(reason=1008, message="no such ticket")

@@ -1,0 +1,99 @@
+"""The citizen side of the reception as JSON plus a live channel, for kiosks and apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask_babel import get_locale
+from flask_sock import Sock
+
+from hub.auth import client_address
+from hub.blueprints.reception import stream_ticket
+from hub.db import get_db
+from hub.errors import NotFound, ValidationError
+from hub.runtime import HubRuntime
+from hub.ticket_view import ticket_view
+from hub.validation import slug
+from protocol.payloads import format_time
+
+bp = Blueprint("reception_api", __name__, url_prefix="/api/v1/reception")
+sock = Sock()
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+@bp.get("")
+def info() -> Any:
+    """Open or closed, waiting count, estimate and the concern categories."""
+    runtime = _runtime()
+    db = get_db()
+    state = runtime.reception.info(db)
+    lang = str(get_locale() or "de")
+    return jsonify(
+        open=state.open,
+        configured=state.configured,
+        waiting=state.waiting,
+        estimate_minutes=state.estimate_minutes,
+        next_opening=format_time(state.next_opening) if state.next_opening else None,
+        categories=[
+            {"slug": c.slug, "name": c.name(lang), "department": c.department.slug}
+            for c in runtime.reception.categories(db)
+        ],
+    )
+
+
+@bp.post("/tickets")
+def create_ticket() -> Any:
+    """Take a ticket; the answer holds the secret token that every later call needs."""
+    # Only application/json is accepted: a cross-site form cannot send it without CORS.
+    if not request.is_json:
+        raise ValidationError("body", "must be application/json")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("body", "must be a JSON object")
+    device = data.get("device")
+    source = slug(device, "device") if device is not None else "web"
+    runtime = _runtime()
+    new = runtime.reception.create(
+        get_db(),
+        name=data.get("name"),
+        category=data.get("category"),
+        description=data.get("description"),
+        consent=data.get("consent"),
+        language=data.get("language", "de"),
+        source=source,
+        rate_key=f"device:{source}" if device is not None else f"addr:{client_address()}",
+    )
+    view = ticket_view(runtime.reception, get_db(), new.ticket)
+    return jsonify(token=new.token, **view), 201
+
+
+def _ticket(token: str) -> Any:
+    return _runtime().reception.by_token(get_db(), token)
+
+
+@bp.get("/tickets/<token>")
+def get_ticket(token: str) -> Any:
+    """The ticket's status, position, estimate and messages."""
+    ticket = _ticket(token)
+    return jsonify(ticket_view(_runtime().reception, get_db(), ticket))
+
+
+@bp.delete("/tickets/<token>")
+def leave(token: str) -> Any:
+    """Leave the queue."""
+    ticket = _ticket(token)
+    _runtime().reception.leave(get_db(), ticket)
+    return jsonify(ticket_view(_runtime().reception, get_db(), ticket))
+
+
+@sock.route("/tickets/<token>/live", bp=bp)
+def live(ws: Any, token: str) -> None:
+    """Live updates of one ticket as JSON messages of type "ticket"."""
+    try:
+        stream_ticket(ws, token)
+    except NotFound:
+        ws.close(reason=1008, message="no such ticket")
