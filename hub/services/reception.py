@@ -384,14 +384,12 @@ class ReceptionService:
         return None
 
     def rooms_for_admission(self, db: Session, user: User) -> list[Room]:
-        """Rooms a staff member can admit into: their checked-in rooms first, then the rest."""
+        """Rooms to admit into: checked-in rooms, then the own departments', then the rest."""
         mine = [p.room for p in user.presences if p.room.kind != "reception"]
-        others = [
-            r
-            for r in db.scalars(select(Room).where(Room.kind != "reception").order_by(Room.name))
-            if r not in mine
-        ]
-        return mine + others
+        dept_ids = {d.id for d in user.departments}
+        rest = list(db.scalars(select(Room).where(Room.kind != "reception").order_by(Room.name)))
+        own = [r for r in rest if r.department_id in dept_ids and r not in mine]
+        return mine + own + [r for r in rest if r not in mine and r not in own]
 
     def forward(
         self,

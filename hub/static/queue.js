@@ -68,7 +68,9 @@ setInterval(tickWaited, 15000);
 
 function connect(attempt = 0) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}${container.dataset.live}`);
+  // url_for gives ws://host/path for socket routes; keep only the path.
+  const path = new URL(container.dataset.live, location.href).pathname;
+  const ws = new WebSocket(`${scheme}://${location.host}${path}`);
   ws.addEventListener("message", (msg) => {
     const event = JSON.parse(msg.data);
     attempt = 0;

@@ -39,7 +39,9 @@ function render(view) {
 
 function connect(attempt = 0) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}${card.dataset.live}`);
+  // url_for gives ws://host/path for socket routes; keep only the path.
+  const path = new URL(card.dataset.live, location.href).pathname;
+  const ws = new WebSocket(`${scheme}://${location.host}${path}`);
   ws.addEventListener("message", (msg) => {
     const event = JSON.parse(msg.data);
     attempt = 0;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from hub.runtime import HubRuntime
 from protocol import topics
@@ -26,8 +27,14 @@ def take_ticket(client: FlaskClient, name: str, category: str = "wohngeld", **ex
     """Register through the citizen form; returns the ticket token."""
     page = client.get("/empfang/")
     assert page.status_code == 200
-    form = {"name": name, "category": category, "description": "Antrag", "consent": "on",
-            "csrf_token": csrf_from(page.get_data(as_text=True)), **extra}
+    form = {
+        "name": name,
+        "category": category,
+        "description": "Antrag",
+        "consent": "on",
+        "csrf_token": csrf_from(page.get_data(as_text=True)),
+        **extra,
+    }
     response = client.post("/empfang/", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)
     return response.headers["Location"].rsplit("/", 1)[-1]
@@ -40,10 +47,13 @@ def view(client: FlaskClient, token: str) -> dict:
     return response.get_json()
 
 
-def staff_act(client: FlaskClient, token: str, ticket: str, action: str, **body: str):  # noqa: ANN201
+def staff_act(
+    client: FlaskClient, token: str, ticket: str, action: str, **body: str
+) -> TestResponse:
     """A staff action through the JSON API."""
-    return client.post(f"/api/v1/queue/{ticket}/{action}", json=body,
-                       headers={"X-CSRFToken": token})
+    return client.post(
+        f"/api/v1/queue/{ticket}/{action}", json=body, headers={"X-CSRFToken": token}
+    )
 
 
 def test_landing_shows_open_state_and_categories(app: Flask, reception: None) -> None:
@@ -95,8 +105,14 @@ def test_positions_admit_forward_end(
     clock.advance(minutes=5)
     carla = app.test_client()
     take_ticket(carla, "Carla", category="ausweis")  # arrives later, same target queue
-    forwarded = staff_act(erika, erika_token, ben_id, "forward", department="buergerbuero",
-                          note="Braucht neuen Ausweis")
+    forwarded = staff_act(
+        erika,
+        erika_token,
+        ben_id,
+        "forward",
+        department="buergerbuero",
+        note="Braucht neuen Ausweis",
+    )
     assert forwarded.status_code == 200
     max_queue = max_.get("/api/v1/queue").get_json()["waiting"]
     assert [t["name"] for t in max_queue] == ["Ben", "Carla"]
@@ -166,15 +182,16 @@ def test_closed_reception_turns_people_away(
     setup_reception(runtime)
     client, token = admin_client
     # Reception open only on Mondays; the clock stands on a Wednesday.
-    client.patch("/api/v1/rooms/empfang", json={"opening_hours": {"weekly": {"mon": ["08:00-12:00"]}}},
-                 headers={"X-CSRFToken": token})
+    monday_only = {"opening_hours": {"weekly": {"mon": ["08:00-12:00"]}}}
+    client.patch("/api/v1/rooms/empfang", json=monday_only, headers={"X-CSRFToken": token})
     citizen = app.test_client()
     html = citizen.get("/empfang/").get_data(as_text=True)
     assert "Geschlossen" in html
     assert "30.11.2026 um 08:00" in html
     assert 'name="category"' not in html  # no form
-    api = citizen.post("/api/v1/reception/tickets", json={
-        "name": "Anna", "category": "wohngeld", "consent": True})
+    api = citizen.post(
+        "/api/v1/reception/tickets", json={"name": "Anna", "category": "wohngeld", "consent": True}
+    )
     assert api.status_code == 409
     assert citizen.get("/api/v1/reception").get_json()["waiting"] == 0
 

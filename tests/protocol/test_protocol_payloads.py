@@ -535,9 +535,9 @@ def test_hub_event_round_trip_and_rejects_bad_kind() -> None:
     event = HubEvent(kind="queue", ref="t-3f9a")
     assert HubEvent.parse(event.to_json()) == event
     assert HubEvent.parse(b'{"v":1,"kind":"ticket","ref":null}').ref is None
-    with pytest.raises(PayloadError, match="^kind"):
+    with pytest.raises(PayloadError, match=r"^kind"):
         HubEvent.parse(b'{"v":1,"kind":"gossip"}')
-    with pytest.raises(PayloadError, match="^ref"):
+    with pytest.raises(PayloadError, match=r"^ref"):
         HubEvent.parse(b'{"v":1,"kind":"queue","ref":"Erika Mustermann"}')
     topic = parse_topic(hub_events("default"))
     assert (topic.kind, topic.leaf) == ("hub", "events")
