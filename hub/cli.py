@@ -50,6 +50,9 @@ def _serve(
         for line in banner:
             click.echo(line)
         click.echo(f"Open http://{shown}:{port}/ in a browser (Ctrl+C stops the hub).")
+        click.echo(
+            f"  Citizens: http://{shown}:{port}/empfang/  Staff: http://{shown}:{port}/staff/login"
+        )
         sys.stdout.flush()
         serve(lambda: create_app(settings), host, port, workers, threads)
 

@@ -30,6 +30,10 @@ def _slug_param() -> list[dict[str, Any]]:
     return [{"name": "slug", "in": "path", "required": True, "schema": _SLUG}]
 
 
+def _token_param() -> list[dict[str, Any]]:
+    return [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
 def _state_change(summary: str, body: dict[str, Any] | None, admin: bool) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -167,6 +171,114 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "Switch a room on or off (admins)", _bool_body("enabled"), admin=True
                 )
             },
+            "/reception": {
+                "get": {
+                    "summary": "Reception open or closed, people waiting, estimate, categories",
+                    "responses": {"200": _json(_ref("ReceptionInfo"), "The reception's state")},
+                }
+            },
+            "/reception/tickets": {
+                "post": {
+                    "summary": "Take a ticket (citizen, web app or kiosk); keep the token secret",
+                    "description": (
+                        "Needs Content-Type application/json (no CSRF token: a cross-site "
+                        "form cannot send JSON). `device` marks a kiosk as the ticket's source. "
+                        "Rate-limited per address or device."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NewTicket")}},
+                    },
+                    "responses": {
+                        "201": _json(
+                            {
+                                "allOf": [
+                                    _ref("TicketView"),
+                                    {"type": "object", "properties": {"token": {"type": "string"}}},
+                                ]
+                            },
+                            "The ticket and its token",
+                        ),
+                        **_errors(400, 409),
+                        "429": _json(_ref("Error"), "Too many tickets from this address"),
+                    },
+                }
+            },
+            "/reception/tickets/{token}": {
+                "get": {
+                    "summary": "The ticket's status, position, estimate and messages",
+                    "parameters": _token_param(),
+                    "responses": {"200": _json(_ref("TicketView"), "The ticket"), **_errors(404)},
+                },
+                "delete": {
+                    "summary": "Leave the queue",
+                    "parameters": _token_param(),
+                    "responses": {
+                        "200": _json(_ref("TicketView"), "The ended ticket"),
+                        **_errors(404),
+                    },
+                },
+            },
+            "/reception/tickets/{token}/live": {
+                "get": {
+                    "summary": "WebSocket: a JSON message of type `ticket` (a TicketView) on "
+                    "every change; read-only, anything sent gets a message of type `error`",
+                    "parameters": _token_param(),
+                    "responses": {"101": {"description": "Switching to WebSocket"}, **_errors(404)},
+                }
+            },
+            "/queue": {
+                "get": {
+                    "summary": "Waiting and served tickets of the caller's queues (staff)",
+                    "security": [{"session": []}],
+                    "responses": {
+                        "200": {"description": "Lists `waiting` and `serving`"},
+                        **_errors(401),
+                    },
+                }
+            },
+            "/queue/{public_id}/{action}": {
+                "post": {
+                    "summary": "Staff action on a ticket: admit {room}, forward {department | "
+                    "colleague, note}, return, end {outcome}, message {text}",
+                    "security": [{"session": [], "csrf": []}],
+                    "parameters": [
+                        {
+                            "name": "public_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "action",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"enum": ["admit", "forward", "return", "end", "message"]},
+                        },
+                    ],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "room": _SLUG,
+                                        "department": _SLUG,
+                                        "colleague": _SLUG,
+                                        "note": {"type": "string", "maxLength": 500},
+                                        "outcome": {"enum": ["resolved", "forwarded", "no_show"]},
+                                        "text": {"type": "string", "maxLength": 300},
+                                    },
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": {"description": "The ticket after the action"},
+                        **_errors(400, 401, 403, 404, 409),
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {
@@ -232,6 +344,44 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "type": "array",
                             "items": {"type": "string", "format": "date"},
                         },
+                    },
+                },
+                "ReceptionInfo": {
+                    "type": "object",
+                    "properties": {
+                        "open": {"type": "boolean"},
+                        "configured": {"type": "boolean"},
+                        "waiting": {"type": "integer"},
+                        "estimate_minutes": {"type": ["integer", "null"]},
+                        "next_opening": {"type": ["string", "null"], "format": "date-time"},
+                        "categories": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+                "NewTicket": {
+                    "type": "object",
+                    "required": ["name", "category", "consent"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 80},
+                        "category": _SLUG,
+                        "description": {"type": "string", "maxLength": 500},
+                        "consent": {"const": True},
+                        "language": {"enum": ["de", "en"]},
+                        "device": _SLUG,
+                    },
+                },
+                "TicketView": {
+                    "type": "object",
+                    "properties": {
+                        "ticket": {"type": "string"},
+                        "status": {"enum": ["waiting", "serving", "ended"]},
+                        "position": {"type": ["integer", "null"]},
+                        "estimate_minutes": {"type": ["integer", "null"]},
+                        "next": {"type": "boolean"},
+                        "forwarded_to": {"type": ["string", "null"]},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "room": {"type": ["object", "null"]},
+                        "staff": {"type": ["string", "null"]},
+                        "outcome": {"type": ["string", "null"]},
                     },
                 },
                 "Room": {
