@@ -81,12 +81,23 @@ def create_app(
 
 
 def _register_blueprints(app: Flask, csrf: CSRFProtect) -> None:
-    from hub.blueprints import admin, api, health, queue, reception, reception_api, rooms, staff
+    from hub.blueprints import (
+        admin,
+        api,
+        calls,
+        health,
+        queue,
+        reception,
+        reception_api,
+        rooms,
+        staff,
+    )
 
     # The kiosk API takes only application/json (or DELETE), which no cross-site form
     # can send without a CORS preflight that the hub never grants.
     csrf.exempt(reception_api.bp)
-    for module in (staff, rooms, queue, reception, reception_api, admin, api, health):
+    csrf.exempt(calls.kiosk_join)
+    for module in (staff, rooms, queue, reception, reception_api, calls, admin, api, health):
         app.register_blueprint(module.bp)
 
 

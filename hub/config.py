@@ -39,6 +39,9 @@ class Settings:
     ticket_rate: int = 5
     privacy_notice_de: str = ""
     privacy_notice_en: str = ""
+    stun_urls: str = ""
+    turn_urls: str = ""
+    turn_secret: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

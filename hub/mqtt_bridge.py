@@ -14,13 +14,14 @@ import paho.mqtt.client as mqtt
 
 from protocol import topics
 from protocol.errors import PayloadError, TopicError
-from protocol.payloads import HubEvent, HubState, Knock, RoomStatus
+from protocol.payloads import HubEvent, HubState, Knock, RoomStatus, Signal
 
 log = logging.getLogger(__name__)
 
 StatusHandler = Callable[[str, RoomStatus | None], None]
 KnockHandler = Callable[[str, Knock], None]
 EventHandler = Callable[[HubEvent], None]
+SignalHandler = Callable[[str, str, Signal], None]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class MqttBridge:
         on_connected: Callable[[], None] | None = None,
         on_knock: KnockHandler | None = None,
         on_event: EventHandler | None = None,
+        on_signal: SignalHandler | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(url)
         self.site = site
@@ -69,6 +71,7 @@ class MqttBridge:
         self._on_connected = on_connected
         self._on_knock = on_knock
         self._on_event = on_event
+        self._on_signal = on_signal
         self._connected = threading.Event()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -115,6 +118,10 @@ class MqttBridge:
         """Tell every hub process (this one included) that shared state changed."""
         self._client.publish(topics.hub_events(self.site), event.to_json(), qos=1)
 
+    def publish_signal(self, session: str, to: str, signal: Signal) -> None:
+        """Relay a WebRTC message to a participant, whichever hub process holds them."""
+        self._client.publish(topics.signal(self.site, session, to), signal.to_json(), qos=1)
+
     def clear_status(self, room: str) -> None:
         """Remove a deleted room's retained status."""
         self._client.publish(topics.room_status(self.site, room), b"", qos=1, retain=True)
@@ -159,6 +166,7 @@ class MqttBridge:
                 (topics.room_status_filter(self.site), 1),
                 (topics.room_knock_filter(self.site), 1),
                 (topics.hub_events(self.site), 1),
+                (topics.signal_filter(self.site), 1),
             ]
         )
         self._connected.set()
@@ -184,6 +192,11 @@ class MqttBridge:
         try:
             topic = topics.parse_topic(msg.topic)
             if topic.site != self.site:
+                return
+            if topic.kind == "signal":
+                if self._on_signal is not None:
+                    signal = Signal.parse(msg.payload)
+                    self._call(self._on_signal, str(topic.key), str(topic.extra), signal)
                 return
             if topic.kind == "hub" and topic.leaf == "events":
                 if self._on_event is not None:

@@ -15,11 +15,12 @@ from hub.config import Settings
 from hub.db import make_engine, session_scope
 from hub.live import LiveFeed
 from hub.mqtt_bridge import MqttBridge
+from hub.services.calls import CallService, TurnSettings
 from hub.services.reception import ReceptionService
 from hub.services.rooms import RoomService
 from hub.services.users import UserService
 from hub.ticker import Ticker
-from protocol.payloads import HubEvent, Knock, RoomStatus, format_time
+from protocol.payloads import HubEvent, Knock, RoomStatus, Signal, format_time
 
 log = logging.getLogger(__name__)
 ROOMS_TOPIC = "rooms"
@@ -54,6 +55,7 @@ class HubRuntime:
             on_connected=self._on_connected,
             on_knock=self._on_knock,
             on_event=self._on_event,
+            on_signal=self._on_signal,
         )
         self.rooms = RoomService(self.clock, settings.zone, settings.status_ttl, self.bridge)
         self.users = UserService(self.clock)
@@ -64,6 +66,19 @@ class HubRuntime:
             sync_room=self.rooms.sync,
             retention=timedelta(hours=settings.retention_hours),
             ticket_rate=settings.ticket_rate,
+            end_call=lambda db, ticket: self.calls.end_for_ticket(db, ticket),
+        )
+        self.calls = CallService(
+            self.clock,
+            settings.instance_path / "documents",
+            notify=lambda ref: self.bridge.publish_event(HubEvent(kind="call", ref=ref)),
+            sync_room=self.rooms.sync,
+            set_dnd=self.rooms.set_dnd,
+        )
+        self.turn = TurnSettings(
+            stun=_split(settings.stun_urls),
+            turn=_split(settings.turn_urls),
+            secret=settings.turn_secret,
         )
         self.ticker = Ticker(
             refresh=self.refresh,
@@ -84,9 +99,15 @@ class HubRuntime:
         """Publish every room whose derived state changed (e.g. opening hours)."""
         with session_scope(self.sessions) as db:
             self.rooms.refresh_all(db)
+        self.reap()
         if time.monotonic() - self._last_purge >= PURGE_INTERVAL:
             self._last_purge = time.monotonic()
             self.purge()
+
+    def reap(self) -> int:
+        """Drop call participants whose connection died silently."""
+        with session_scope(self.sessions) as db:
+            return self.calls.reap(db)
 
     def purge(self) -> int:
         """Erase personal data past its retention period; returns how many visits."""
@@ -128,7 +149,16 @@ class HubRuntime:
         event = {"type": "knock", "room": room, "device": knock.device, "at": format_time(knock.at)}
         self.live.publish(ROOMS_TOPIC, event)
 
+    def _on_signal(self, session: str, to: str, signal: Signal) -> None:
+        self.live.publish(
+            f"participant:{to}",
+            {"type": "signal", "from": signal.sender, "kind": signal.kind, "data": signal.data},
+        )
+
     def _on_event(self, event: HubEvent) -> None:
+        if event.kind == "call":
+            self.live.publish(f"call:{event.ref}", {"type": "call", "session": event.ref})
+            return
         # Positions are computed once per event here, not once per waiting citizen's page.
         with session_scope(self.sessions) as db:
             places = self.reception.places(db)
@@ -153,3 +183,7 @@ class HubRuntime:
         self.ticker.stop()
         self.bridge.stop()
         self.engine.dispose()
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -30,6 +30,7 @@ from protocol.topics import check_slug, hub_state, is_slug, room_status
 __all__ = [
     "HUB_EVENT_KINDS",
     "MAX_PAYLOAD_BYTES",
+    "SIGNAL_KINDS",
     "Availability",
     "CommandName",
     "DeviceCommand",
@@ -42,6 +43,7 @@ __all__ = [
     "Language",
     "RoomState",
     "RoomStatus",
+    "Signal",
     "format_time",
     "home_assistant_discovery",
     "parse_time",
@@ -598,8 +600,8 @@ def home_assistant_discovery(
     }
 
 
-HubEventKind = Literal["queue", "ticket"]
-HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket")
+HubEventKind = Literal["queue", "ticket", "call"]
+HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket", "call")
 
 
 @dataclass(frozen=True)
@@ -640,4 +642,48 @@ class HubEvent:
         return cls(
             kind=_choice(_require(obj, "kind"), "kind", HUB_EVENT_KINDS),  # type: ignore[arg-type]
             ref=None if ref is None else _slug(ref, "ref"),
+        )
+
+
+SIGNAL_KINDS: tuple[str, ...] = ("description", "candidate", "bye")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A WebRTC signalling message from one call participant to another (``signal/…``).
+
+    Only hub processes publish these; ``data`` holds an SDP description or an ICE
+    candidate exactly as the browser produced it, and nothing else.
+    """
+
+    sender: str
+    kind: str
+    data: Mapping[str, object]
+
+    def __post_init__(self) -> None:
+        _slug(self.sender, "sender")
+        _choice(self.kind, "kind", SIGNAL_KINDS)
+        if not isinstance(self.data, Mapping):
+            _fail("data", "must be an object")
+        _check_size(self.to_json(), "data")
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON object."""
+        return {"sender": self.sender, "kind": self.kind, "data": dict(self.data)}
+
+    def to_json(self) -> bytes:
+        """Return the UTF-8 JSON payload."""
+        return _dump(self.to_dict())
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Signal:
+        """Parse and validate a payload, or raise PayloadError."""
+        obj = _load(data)
+        body = _require(obj, "data")
+        if not isinstance(body, dict):
+            _fail("data", "must be an object")
+        return cls(
+            sender=_slug(_require(obj, "sender"), "sender"),
+            kind=_choice(_require(obj, "kind"), "kind", SIGNAL_KINDS),
+            data=body,
         )

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.auth import login_required, same_origin
+from hub.blueprints.calls import remember as remember_call
 from hub.db import get_db, session_scope
 from hub.models import Department, Ticket, User
 from hub.runtime import QUEUE_TOPIC, HubRuntime
@@ -131,7 +132,10 @@ def act(public_id: str, action: str) -> Any:
     """Perform a queue action from the staff page's forms."""
     if action not in ACTIONS:
         abort(404)
-    _act(public_id, action)
+    ticket = _act(public_id, action)
+    if action == "admit":  # admitting opens the call at once
+        runtime = _runtime()
+        return remember_call(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
     flash(_done(action))
     return redirect(url_for("queue.page"))
 

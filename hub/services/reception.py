@@ -82,6 +82,7 @@ class ReceptionService:
         sync_room: Callable[[Session, str], object],
         retention: timedelta,
         ticket_rate: int,
+        end_call: Callable[[Session, Ticket], None] | None = None,
     ) -> None:
         self.clock = clock
         self.zone = zone
@@ -89,6 +90,7 @@ class ReceptionService:
         self._sync_room = sync_room
         self.retention = retention
         self.ticket_rate = ticket_rate
+        self._end_call = end_call
 
     # ---- reading ----------------------------------------------------------
     def reception_room(self, db: Session) -> Room | None:
@@ -510,6 +512,8 @@ class ReceptionService:
 
     # ---- plumbing -------------------------------------------------------------
     def _changed(self, db: Session, ticket: Ticket, *rooms: str | None) -> None:
+        if ticket.status != "serving" and self._end_call is not None:
+            self._end_call(db, ticket)  # leaving service ends the call, chat and documents
         reception = self.reception_room(db)
         for slug in {*(r for r in rooms if r), *([reception.slug] if reception else [])}:
             self._sync_room(db, slug)

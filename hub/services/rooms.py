@@ -15,7 +15,17 @@ from sqlalchemy.orm import Session, selectinload
 from hub import validation
 from hub.clock import Clock
 from hub.errors import Conflict, NotFound, ValidationError
-from hub.models import ROOM_KINDS, ROOM_POLICIES, Department, Presence, Room, Ticket, User
+from hub.models import (
+    ROOM_KINDS,
+    ROOM_POLICIES,
+    CallSession,
+    Department,
+    Participant,
+    Presence,
+    Room,
+    Ticket,
+    User,
+)
 from hub.schedule import Schedule
 from protocol.payloads import RoomState, RoomStatus
 
@@ -117,14 +127,35 @@ class RoomService:
         count = select(func.count()).select_from(Ticket).where(Ticket.status == "waiting")
         return db.scalar(count) or 0
 
+    def _occupants(self, db: Session, room: Room) -> int:
+        """Distinct people in the room: checked-in staff, served citizens, call participants."""
+        people: set[tuple[str, object]] = {
+            ("user", uid)
+            for uid in db.scalars(select(Presence.user_id).where(Presence.room_id == room.id))
+        }
+        people |= {
+            ("ticket", tid)
+            for tid in db.scalars(
+                select(Ticket.id).where(Ticket.status == "serving", Ticket.room_id == room.id)
+            )
+        }
+        connected = db.execute(
+            select(Participant.public_id, Participant.user_id, Participant.ticket_id)
+            .join(CallSession)
+            .where(
+                CallSession.room_id == room.id,
+                CallSession.ended_at.is_(None),
+                Participant.connected.is_(True),
+                Participant.admitted.is_(True),
+                Participant.left_at.is_(None),
+            )
+        ).all()
+        for pid, uid, tid in connected:
+            people.add(("user", uid) if uid else ("ticket", tid) if tid else ("guest", pid))
+        return len(people)
+
     def _derive(self, db: Session, room: Room, now: datetime) -> tuple[RoomState, int, int]:
-        staff = select(func.count()).select_from(Presence).where(Presence.room_id == room.id)
-        citizens = (
-            select(func.count())
-            .select_from(Ticket)
-            .where(Ticket.status == "serving", Ticket.room_id == room.id)
-        )
-        occupants = (db.scalar(staff) or 0) + (db.scalar(citizens) or 0)
+        occupants = self._occupants(db, room)
         waiting = self._waiting(db, room)
         if not self.is_open(room, now):
             state = RoomState.CLOSED

@@ -10,7 +10,14 @@ const noMessages = document.getElementById("no-messages");
 
 const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
 
+let joined = false;
+
 function render(view) {
+  if (view.status === "serving" && !joined) {
+    joined = true; // admission opens the call at once
+    location.assign(card.dataset.call);
+    return;
+  }
   card.dataset.status = view.status;
   card.dataset.position = view.position ?? "";
   headline.classList.toggle("open", view.status === "serving" || view.next);

@@ -1,0 +1,405 @@
+"""Calls: joining (staff, admitted citizens, room guests, invited externals), the call page,
+its live channel (signalling, chat, host actions), documents and invitations."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+from sqlalchemy import select
+
+from hub.auth import login_required, same_origin
+from hub.db import get_db, session_scope
+from hub.errors import Forbidden, NotFound, ServiceError
+from hub.live import RESYNC, Subscription
+from hub.models import ChatMessage, Document, Participant, Room
+from hub.runtime import HubRuntime
+from hub.services.calls import Credentials
+from hub.services.calls import display_time as iso
+from protocol.payloads import Signal
+
+bp = Blueprint("calls", __name__)
+sock = Sock()
+KEYS = "call_keys"  # participant id -> secret, kept in the signed session cookie
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def remember(creds: Credentials) -> Any:
+    keys = dict(session.get(KEYS, {}))
+    keys = dict(list(keys.items())[-5:])  # a browser holds only its latest few seats
+    keys[creds.participant.public_id] = creds.key
+    session[KEYS] = keys
+    return redirect(url_for("calls.page", participant=creds.participant.public_id))
+
+
+def _key_for(participant: str) -> str | None:
+    return request.headers.get("X-Participant-Key") or session.get(KEYS, {}).get(participant)
+
+
+def _participant(public_id: str) -> Participant:
+    return _runtime().calls.authenticate(get_db(), public_id, _key_for(public_id))
+
+
+# ---- joining ----------------------------------------------------------------------
+@bp.post("/staff/queue/<public_id>/call")
+@login_required
+def host_ticket(public_id: str) -> Any:
+    """The serving staff member opens the call with the admitted citizen."""
+    runtime = _runtime()
+    ticket = runtime.reception.by_public_id(get_db(), public_id)
+    return remember(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
+
+
+@bp.get("/empfang/t/<token>/call")
+def guest_ticket(token: str) -> Any:
+    """The admitted citizen enters their call."""
+    runtime = _runtime()
+    ticket = runtime.reception.by_token(get_db(), token)
+    return remember(runtime.calls.join_ticket_as_guest(get_db(), ticket))
+
+
+def _room(slug: str) -> Room:
+    room = get_db().scalar(select(Room).where(Room.slug == slug))
+    if room is None:
+        raise NotFound(f"no room {slug!r}", "room")
+    return room
+
+
+@bp.route("/r/<slug>", methods=["GET", "POST"])
+def room(slug: str) -> Any:
+    """A permanent room: staff walk in; guests give a name and enter or knock."""
+    runtime = _runtime()
+    target = _room(slug)
+    if g.user is not None:
+        return remember(runtime.calls.join_room(get_db(), target, user=g.user))
+    if request.method == "GET":
+        return render_template("calls/enter.html", room=target, error=None, name="")
+    try:
+        creds = runtime.calls.join_room(get_db(), target, name=request.form.get("name"))
+    except ServiceError as exc:
+        get_db().rollback()
+        return render_template(
+            "calls/enter.html", room=target, error=exc, name=request.form.get("name", "")
+        ), exc.status
+    return remember(creds)
+
+
+@bp.route("/join/<token>", methods=["GET", "POST"])
+def invited(token: str) -> Any:
+    """An external participant joins by invitation link."""
+    runtime = _runtime()
+    invite = runtime.calls.invite_by_token(get_db(), token)
+    if request.method == "GET":
+        return render_template("calls/invited.html", invite=invite, error=None)
+    try:
+        creds = runtime.calls.join_invite(get_db(), token, request.form.get("name"))
+    except ServiceError as exc:
+        get_db().rollback()
+        return render_template("calls/invited.html", invite=invite, error=exc), exc.status
+    return remember(creds)
+
+
+@bp.post("/api/v1/reception/tickets/<token>/call")
+def kiosk_join(token: str) -> Any:
+    """Call credentials for an admitted ticket (kiosks and apps)."""
+    runtime = _runtime()
+    ticket = runtime.reception.by_token(get_db(), token)
+    creds = runtime.calls.join_ticket_as_guest(get_db(), ticket)
+    pid = creds.participant.public_id
+    return jsonify(
+        participant=pid,
+        key=creds.key,
+        live=url_for("calls.live", participant=pid),
+        ice_servers=runtime.turn.ice_servers(pid),
+    ), 201
+
+
+# ---- the call page -------------------------------------------------------------------
+@bp.get("/call/<participant>")
+def page(participant: str) -> Any:
+    """The call: video tiles, controls, chat, documents and (for staff) host tools."""
+    runtime = _runtime()
+    me = _participant(participant)
+    rooms = list(get_db().scalars(select(Room).where(Room.kind != "reception").order_by(Room.name)))
+    config = {
+        "participant": me.public_id,
+        "key": _key_for(participant),
+        "role": me.role,
+        "live": url_for("calls.live", participant=me.public_id),
+        "documents": url_for("calls.upload", participant=me.public_id),
+        "invites": url_for("calls.invite", participant=me.public_id),
+        "ice_servers": runtime.turn.ice_servers(me.public_id),
+    }
+    response = current_app.make_response(
+        render_template("calls/call.html", me=me, config=config, rooms=rooms)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Permissions-Policy"] = "camera=(self), microphone=(self)"
+    return response
+
+
+@bp.post("/call/<participant>/documents")
+def upload(participant: str) -> Any:
+    """Share a PDF, PNG or JPEG (at most 20 MB) with this call."""
+    me = _participant(participant)
+    file = request.files.get("file")
+    if file is None:
+        raise ServiceError("no file", "file")
+    document = _runtime().calls.upload(get_db(), me, file.filename, file.stream)
+    return jsonify(id=document.public_id, filename=document.filename, size=document.size), 201
+
+
+@bp.before_request
+def _large_uploads_only_here() -> Any:
+    if request.endpoint == "calls.upload":
+        request.max_content_length = 21 * 1024 * 1024
+    if request.endpoint == "calls.live" and not same_origin():
+        abort(403)
+    return None
+
+
+@bp.get("/call/<participant>/documents/<document>")
+def download(participant: str, document: str) -> Any:
+    """Download a document shared in this call (participants only)."""
+    me = _participant(participant)
+    found, path = _runtime().calls.document(get_db(), me, document)
+    if not path.is_file():
+        raise NotFound("the document is gone", "document")
+    response = send_file(
+        path, mimetype=found.mime, as_attachment=True, download_name=found.filename, max_age=0
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/call/<participant>/invites")
+def invite(participant: str) -> Any:
+    """A time-limited invitation link and QR code for an external participant (staff)."""
+    me = _participant(participant)
+    body = request.get_json(silent=True) or request.form
+    invitation, token = _runtime().calls.invite(get_db(), me, body.get("label"))
+    link = url_for("calls.invited", token=token, _external=True)
+    qr = segno.make(link, error="m").svg_inline(scale=4, title="QR-Code der Einladung")
+    return jsonify(
+        id=invitation.id, url=link, qr_svg=qr, expires_at=iso(invitation.expires_at)
+    ), 201
+
+
+# ---- the live channel ---------------------------------------------------------------------
+def call_state(runtime: HubRuntime, participant_id: str) -> dict[str, Any]:
+    """Everything a participant's page shows, as of now."""
+    with session_scope(runtime.sessions) as db:
+        me = db.scalar(select(Participant).where(Participant.public_id == participant_id))
+        if me is None:
+            return {"type": "ended"}
+        call = me.session
+        if call.ended_at is not None:
+            return {"type": "ended"}
+        if me.left_at is not None:
+            return {"type": "removed"}
+        state: dict[str, Any] = {
+            "type": "state",
+            "session": call.public_id,
+            "me": {
+                "id": me.public_id,
+                "role": me.role,
+                "name": me.display_name,
+                "admitted": me.admitted,
+            },
+            "room": {"slug": call.room.slug, "name": call.room.name, "dnd": call.room.dnd}
+            if call.room
+            else None,
+            "private": call.private,
+            "participants": [],
+            "chat": [],
+            "documents": [],
+            "knocking": [],
+        }
+        if not me.admitted:
+            return state
+        state["participants"] = [
+            {"id": p.public_id, "name": p.display_name, "role": p.role}
+            for p in runtime.calls.active(call)
+        ]
+        docs = sorted(db.scalars(select_documents(call.id)), key=lambda d: d.at)
+        state["documents"] = [
+            {
+                "id": d.public_id,
+                "filename": d.filename,
+                "size": d.size,
+                "by": d.uploaded_by,
+                "url": url_for("calls.download", participant=me.public_id, document=d.public_id),
+            }
+            for d in docs
+        ]
+        state["chat"] = [
+            {"author": m.author, "at": iso(m.at), "text": m.text}
+            for m in db.scalars(select_chat(call.id))
+        ]
+        if me.role == "host":
+            state["knocking"] = [
+                {"id": p.public_id, "name": p.display_name} for p in runtime.calls.knocking(call)
+            ]
+        return state
+
+
+def select_documents(session_id: int) -> Any:
+    """Documents of a session."""
+    return select(Document).where(Document.session_id == session_id)
+
+
+def select_chat(session_id: int) -> Any:
+    """Chat lines of a session, oldest first."""
+    return select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.id)
+
+
+def _handle(
+    runtime: HubRuntime, participant_id: str, message: dict[str, Any], inbox: Subscription
+) -> None:
+    """One message from a participant's page; refusals go back to that page only."""
+    kind = message.get("type")
+    with session_scope(runtime.sessions) as db:
+        me = db.scalar(select(Participant).where(Participant.public_id == participant_id))
+        if me is None or me.left_at is not None:
+            raise Forbidden("you are no longer in this call", "participant")
+        calls = runtime.calls
+        if kind == "ping":
+            calls.heartbeat(db, me)
+        elif kind == "signal":
+            _relay(runtime, db, me, message)
+        elif kind == "chat":
+            calls.chat(db, me, message.get("text"))
+        elif kind == "admit":
+            calls.admit(db, me, message.get("participant"))
+        elif kind == "remove":
+            calls.remove(db, me, message.get("participant"))
+        elif kind == "move":
+            calls.move_private(db, me, message.get("room"))
+        elif kind == "dnd":
+            calls.set_dnd(db, me, bool(message.get("on")))
+        elif kind == "leave":
+            calls.leave(db, me)
+        else:
+            inbox.offer({"type": "error", "error": f"unknown message type {kind!r}"})
+
+
+def _relay(runtime: HubRuntime, db: Any, me: Participant, message: dict[str, Any]) -> None:
+    if not me.admitted:
+        raise Forbidden("you are not in the call yet", "participant")
+    to = message.get("to")
+    target = db.scalar(
+        select(Participant).where(
+            Participant.public_id == str(to),
+            Participant.session_id == me.session_id,
+            Participant.left_at.is_(None),
+            Participant.admitted.is_(True),
+        )
+    )
+    if target is None:
+        raise NotFound("no such participant in this call", "to")
+    data = message.get("data")
+    signal = Signal(
+        sender=me.public_id,
+        kind=str(message.get("kind")),
+        data=data if isinstance(data, dict) else {},
+    )
+    runtime.bridge.publish_signal(me.session.public_id, target.public_id, signal)
+
+
+def _reader(
+    ws: Any, runtime: HubRuntime, participant_id: str, inbox: Subscription, app: Any
+) -> None:
+    """Reads the page's messages on its own thread, so pushes never wait for them."""
+    with app.app_context():
+        while True:
+            try:
+                raw = ws.receive(timeout=30)
+            except ConnectionClosed:
+                break
+            if raw is None:
+                continue  # the page pings every few seconds; the reaper notices silence
+            try:
+                message = json.loads(raw)
+                if not isinstance(message, dict):
+                    raise ValueError("not an object")
+                _handle(runtime, participant_id, message, inbox)
+            except ServiceError as exc:
+                inbox.offer({"type": "error", **exc.to_dict()})
+            except (ValueError, TypeError) as exc:
+                inbox.offer({"type": "error", "error": f"malformed message: {exc}"})
+    inbox.offer({"type": "closed"})
+
+
+@sock.route("/call/<participant>/live", bp=bp)
+def live(ws: Any, participant: str) -> None:
+    """The participant's live channel: state, signalling, chat; host actions."""
+    runtime = _runtime()
+    key = request.args.get("k") or _key_for(participant)
+    with session_scope(runtime.sessions) as db:
+        try:
+            me = runtime.calls.authenticate(db, participant, key)
+        except ServiceError as exc:
+            ws.send(json.dumps({"type": "error", **exc.to_dict()}))
+            ws.close(reason=1008, message="not a participant")
+            return
+        session_id = me.session.public_id
+        runtime.calls.connected(db, me)
+    request_db = g.pop("db", None)
+    if request_db is not None:
+        request_db.close()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with runtime.live.subscribe(f"call:{session_id}", f"participant:{participant}") as inbox:
+        first = call_state(runtime, participant)
+        first["ice_servers"] = runtime.turn.ice_servers(participant)
+        ws.send(json.dumps(first))
+        reader = threading.Thread(
+            target=_reader, args=(ws, runtime, participant, inbox, app), daemon=True
+        )
+        reader.start()
+        try:
+            _pump(ws, runtime, participant, inbox)
+        finally:
+            with session_scope(runtime.sessions) as db:
+                gone = db.scalar(select(Participant).where(Participant.public_id == participant))
+                if gone is not None:
+                    runtime.calls.disconnected(db, gone)
+
+
+def _pump(ws: Any, runtime: HubRuntime, participant: str, inbox: Subscription) -> None:
+    while ws.connected:
+        event = inbox.get(timeout=5)
+        if event is None:
+            continue
+        if event.get("type") == "closed":
+            return
+        payload = (
+            call_state(runtime, participant)
+            if event is RESYNC or event.get("type") == "call"
+            else event
+        )
+        try:
+            ws.send(json.dumps(payload))
+        except ConnectionClosed:
+            return
+        if payload.get("type") in ("ended", "removed"):
+            return
