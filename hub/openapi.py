@@ -219,6 +219,22 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 },
             },
+            "/reception/tickets/{token}/call": {
+                "post": {
+                    "summary": "Call credentials for an admitted ticket (kiosks and apps)",
+                    "description": (
+                        "Answers the participant id, its secret key, the live channel path "
+                        "(WebSocket /call/{participant}/live?k=KEY: messages `state`, `signal`, "
+                        "`ended`; send `signal`, `chat`, `ping`, `leave`) and STUN/TURN "
+                        "servers with time-limited credentials."
+                    ),
+                    "parameters": _token_param(),
+                    "responses": {
+                        "201": {"description": "participant, key, live, ice_servers"},
+                        **_errors(404, 409),
+                    },
+                }
+            },
             "/reception/tickets/{token}/live": {
                 "get": {
                     "summary": "WebSocket: a JSON message of type `ticket` (a TicketView) on "

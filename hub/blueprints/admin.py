@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from hub import validation
@@ -24,7 +26,7 @@ from hub.db import get_db
 from hub.errors import Conflict, NotFound, ServiceError, ValidationError
 from hub.models import ROOM_KINDS, ROOM_POLICIES, Category, Department, Room
 from hub.runtime import HubRuntime
-from hub.schedule import WEEKDAY_NAMES_DE, WEEKDAYS, Schedule, schedule_from_form
+from hub.schedule import WEEKDAYS, Schedule, schedule_from_form
 from hub.stats import report, tickets_since, to_csv
 from hub.svgchart import bar_chart
 
@@ -39,16 +41,104 @@ def _departments() -> list[Department]:
     return list(get_db().scalars(select(Department).order_by(Department.name)))
 
 
+def _weekday_names() -> tuple[str, ...]:
+    return (
+        _("Montag"),
+        _("Dienstag"),
+        _("Mittwoch"),
+        _("Donnerstag"),
+        _("Freitag"),
+        _("Samstag"),
+        _("Sonntag"),
+    )
+
+
+def _field_label(field: str) -> str:
+    """The name an admin sees for a form field, in the page's language."""
+    if field.startswith("hours_") and field[6:] in WEEKDAYS:
+        return _weekday_names()[WEEKDAYS.index(field[6:])]
+    labels = {
+        "name": _("Name"),
+        "slug": _("Kennung"),
+        "kind": _("Art"),
+        "policy": _("Zutritt für Gäste"),
+        "department": _("Fachbereich"),
+        "enabled": _("Eingeschaltet"),
+        "closed_days": _("Geschlossene Tage"),
+        "username": _("Benutzername"),
+        "display_name": _("Anzeigename"),
+        "password": _("Passwort"),
+        "is_admin": _("Admin"),
+    }
+    return labels.get(field, field)
+
+
+_QUOTED = re.compile(r"""(['"])(.*?)\1""")
+_NUMBER = re.compile(r"\d+")
+
+
+def admin_error(exc: ServiceError) -> str:
+    """An admin-facing message for a refused form field, in the page's language.
+
+    The services explain refusals in English for programs (the JSON API); the admin
+    pages show the same reason translated, naming the field and quoting the input.
+    """
+    field, message = exc.field or "", exc.message
+    label = _field_label(field)
+    quoted = _QUOTED.search(message)
+    value = quoted[2] if quoted else ""
+    number_match = _NUMBER.search(message)
+    number = int(number_match[0]) if number_match else 0
+    if value and message.endswith("ends before it starts"):
+        return _("Der Zeitraum „%(range)s“ endet, bevor er beginnt.", range=value)
+    if value and message.endswith("is not a valid time range"):
+        return _("„%(range)s“ enthält keine gültige Uhrzeit (00:00 bis 24:00).", range=value)
+    if value and "is not a range like" in message:
+        return _("„%(range)s“ ist kein Zeitraum wie 08:00-12:00.", range=value)
+    if message == "time ranges overlap":
+        return _("Die Zeiträume überschneiden sich.")
+    if field.startswith("hours_") and message.startswith("at most") and number:
+        return _("Höchstens %(n)d Zeiträume pro Tag.", n=number)
+    if value and "is not a date like" in message:
+        return _("„%(day)s“ ist kein Datum wie 2026-12-24.", day=value)
+    if field == "closed_days" and message.startswith("at most") and number:
+        return _("Höchstens %(n)d geschlossene Tage.", n=number)
+    if value and field == "username" and message.endswith("is taken"):
+        return _("Der Benutzername „%(value)s“ ist schon vergeben.", value=value)
+    if value and message.endswith("exists already"):
+        return _("Die Kennung „%(value)s“ ist schon vergeben.", value=value)
+    if message == "is required":
+        return _("Bitte füllen Sie das Feld „%(field)s“ aus.", field=label)
+    if message.startswith("must be at most") and number:
+        return _("„%(field)s“ darf höchstens %(n)d Zeichen lang sein.", field=label, n=number)
+    if message.startswith("must be at least") and number:
+        return _("„%(field)s“ muss mindestens %(n)d Zeichen lang sein.", field=label, n=number)
+    if "control characters" in message:
+        return _("„%(field)s“ darf keine Steuerzeichen enthalten.", field=label)
+    if message.startswith("must be 1-64 lower-case"):
+        return _(
+            "„%(field)s“: bitte 1 bis 64 Kleinbuchstaben, Ziffern oder Bindestriche, "
+            "ohne Bindestrich am Anfang oder Ende.",
+            field=label,
+        )
+    if message.startswith(("must be one of", "no department")):
+        return _("Bitte wählen Sie bei „%(field)s“ einen Eintrag aus der Liste.", field=label)
+    if field:
+        return _("Die Eingabe im Feld „%(field)s“ ist ungültig.", field=label)
+    return _("Die Eingabe konnte nicht verarbeitet werden.")
+
+
 def _room_form(room: Room | None, form: dict[str, str], error: ServiceError | None) -> Any:
     return render_template(
         "admin/room_form.html",
         room=room,
         form=form,
         error=error,
+        error_message=admin_error(error) if error else "",
         departments=_departments(),
         kinds=ROOM_KINDS,
         policies=ROOM_POLICIES,
-        weekdays=list(zip(WEEKDAYS, WEEKDAY_NAMES_DE, strict=True)),
+        weekdays=list(zip(WEEKDAYS, _weekday_names(), strict=True)),
     ), (error.status if error else 200)
 
 
@@ -102,7 +192,7 @@ def new_room() -> Any:
     except ServiceError as exc:
         get_db().rollback()
         return _room_form(None, form, exc)
-    flash(f"Raum „{data.name}“ angelegt.")
+    flash(_("Raum „%(name)s“ angelegt.", name=data.name))
     return redirect(url_for("admin.rooms"))
 
 
@@ -122,7 +212,7 @@ def edit_room(slug: str) -> Any:
     except ServiceError as exc:
         get_db().rollback()
         return _room_form(room, form, exc)
-    flash(f"Raum „{data.name}“ gespeichert.")
+    flash(_("Raum „%(name)s“ gespeichert.", name=data.name))
     return redirect(url_for("admin.rooms"))
 
 
@@ -132,7 +222,7 @@ def set_enabled(slug: str) -> Any:
     """Open (switch on) or close (switch off) a room."""
     on = validation.flag(request.form.get("enabled"), "enabled")
     _runtime().rooms.set_enabled(get_db(), slug, on)
-    flash("Raum geöffnet." if on else "Raum geschlossen.")
+    flash(_("Raum geöffnet.") if on else _("Raum geschlossen."))
     return redirect(url_for("admin.rooms"))
 
 
@@ -141,7 +231,7 @@ def set_enabled(slug: str) -> Any:
 def delete_room(slug: str) -> Any:
     """Delete a room."""
     _runtime().rooms.delete(get_db(), slug)
-    flash(f"Raum {slug} gelöscht.")
+    flash(_("Raum %(slug)s gelöscht.", slug=slug))
     return redirect(url_for("admin.rooms"))
 
 
@@ -156,7 +246,7 @@ def new_department() -> Any:
         raise Conflict(f"a department {slug!r} exists already", "department_slug")
     db.add(Department(slug=slug, name=name))
     db.commit()
-    flash(f"Fachbereich „{name}“ angelegt.")
+    flash(_("Fachbereich „%(name)s“ angelegt.", name=name))
     return redirect(url_for("admin.rooms"))
 
 
@@ -193,7 +283,7 @@ def new_user() -> Any:
             "admin/users.html",
             users=service.list_users(get_db()),
             departments=_departments(),
-            error=exc,
+            error=admin_error(exc),
             form=form,
         ), exc.status
     return render_template(
@@ -221,7 +311,7 @@ def edit_user(user_id: int) -> Any:
     user = runtime.users.get(db, user_id)
     user.departments = [d for d in _departments() if d.slug in chosen]
     db.commit()
-    flash("Konto gespeichert.")
+    flash(_("Konto gespeichert."))
     return redirect(url_for("admin.users"))
 
 
@@ -276,7 +366,7 @@ def new_category() -> Any:
         )
     )
     db.commit()
-    flash(f"Anliegen „{name_de}“ angelegt.")
+    flash(_("Anliegen „%(name)s“ angelegt.", name=name_de))
     return redirect(url_for("admin.categories"))
 
 
@@ -302,18 +392,19 @@ def stats() -> Any:
     today = runtime.clock.now().astimezone(zone).date()
     since = runtime.clock.now() - timedelta(days=30)
     data = report(tickets_since(get_db(), since), zone, today)
+    tickets = _("Tickets")
     per_day = bar_chart(
-        "Anliegen pro Tag (30 Tage)",
-        [d.strftime("%d.%m.") for d, _ in data.per_day],
-        [("Tickets", [float(n) for _, n in data.per_day], "bar-a")],
-        "Tickets",
+        _("Anliegen pro Tag (30 Tage)"),
+        [day.strftime("%d.%m.") for day, _count in data.per_day],
+        [(tickets, [float(count) for _day, count in data.per_day], "bar-a")],
+        tickets,
     )
     hours = list(data.by_hour)
     by_hour = bar_chart(
-        "Wartezeit nach Tageszeit (Minuten)",
-        [f"{h:02d} Uhr" for h in hours],
+        _("Wartezeit nach Tageszeit (Minuten)"),
+        [_("%(h)02d Uhr", h=h) for h in hours],
         [
-            ("Median", [data.by_hour[h].p50 for h in hours], "bar-a"),
+            (_("Median"), [data.by_hour[h].p50 for h in hours], "bar-a"),
             ("90 %", [data.by_hour[h].p90 for h in hours], "bar-b"),
         ],
         "min",

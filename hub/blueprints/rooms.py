@@ -18,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
@@ -87,7 +88,7 @@ def dnd(slug: str) -> Any:
     """Set or clear do-not-disturb on a room."""
     on = flag(request.form.get("dnd"), "dnd")
     _runtime().rooms.set_dnd(get_db(), slug, on)
-    flash("Bitte nicht stören ist an." if on else "Bitte nicht stören ist aus.")
+    flash(_("Bitte nicht stören ist an.") if on else _("Bitte nicht stören ist aus."))
     return redirect(url_for("rooms.board") + f"#room-{slug}")
 
 

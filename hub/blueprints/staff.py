@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from hub.auth import client_address, safe_next
 from hub.db import get_db
@@ -28,9 +29,17 @@ def login() -> Any:
             get_db(), username, request.form.get("password", ""), client_address()
         )
     except ServiceError as exc:
+        # The service explains in English for programs; the page speaks the visitor's language.
+        if exc.status == 429:  # too many failed logins
+            error, status = (
+                _("Zu viele fehlgeschlagene Anmeldungen. Bitte warten Sie einige Minuten."),
+                429,
+            )
+        else:
+            error, status = _("Benutzername oder Passwort ist falsch."), 401
         return (
-            render_template("staff/login.html", next=target, error=exc.message, username=username),
-            exc.status if exc.status == 429 else 401,
+            render_template("staff/login.html", next=target, error=error, username=username),
+            status,
         )
     session.clear()
     session.permanent = True

@@ -1,14 +1,16 @@
 // Live room board: applies every room status the hub pushes; never trusts an older seq.
-const LABELS = {
-  free: ["Frei", "✓"],
-  busy: ["Besetzt", "●"],
-  waiting: ["Wartend", "◷"],
-  closed: ["Geschlossen", "✕"],
-  dnd: ["Bitte nicht stören", "⊘"],
+// The page passes its texts (in the page's language) as JSON in #board's data-texts.
+const ICONS = {
+  free: "✓",
+  busy: "●",
+  waiting: "◷",
+  closed: "✕",
+  dnd: "⊘",
 };
-const STATES = Object.keys(LABELS);
+const STATES = Object.keys(ICONS);
 
 const board = document.getElementById("board");
+const texts = JSON.parse(board.dataset.texts);
 const live = document.getElementById("live");
 const empty = document.getElementById("empty");
 const zone = board.dataset.zone || "Europe/Berlin";
@@ -57,9 +59,8 @@ function apply(status) {
   for (const s of [...STATES, "unknown"]) card.classList.toggle(`state-bg-${s}`, s === state);
   const badge = card.querySelector('[data-role="state"]');
   badge.className = `state state-${state}`;
-  const [label, icon] = LABELS[state] || ["Unbekannt", "?"];
-  badge.querySelector(".icon").textContent = icon;
-  badge.querySelector('[data-role="label"]').textContent = label;
+  badge.querySelector(".icon").textContent = ICONS[state] || "?";
+  badge.querySelector('[data-role="label"]').textContent = texts.labels[state] || texts.labels.unknown;
   card.querySelector('[data-role="occupants"]').textContent = String(status.occupants);
   card.querySelector('[data-role="waiting"]').textContent = String(status.waiting);
   const since = card.querySelector('[data-role="since"]');
@@ -113,7 +114,7 @@ function knock(event) {
   note.hidden = false;
   card.classList.add("knocking");
   const name = card.querySelector("h2").textContent;
-  document.getElementById("announce").textContent = `Es klopft an der Tür: ${name}`;
+  document.getElementById("announce").textContent = texts.knock.replace("{name}", () => name);
   if (card.dataset.mine === "1") ding();
   clearTimeout(Number(card.dataset.knockTimer || 0));
   card.dataset.knockTimer = String(setTimeout(() => {
@@ -137,7 +138,7 @@ function connect(attempt = 0) {
   let received = false;
   ws.addEventListener("message", (msg) => {
     const event = JSON.parse(msg.data);
-    if (!received) setLive("live", "Live");
+    if (!received) setLive("live", texts.live);
     received = true;
     attempt = 0;
     if (event.type === "snapshot") snapshot(event);
@@ -147,7 +148,7 @@ function connect(attempt = 0) {
     if (event.mine) applyMine(event.mine);
   });
   ws.addEventListener("close", async () => {
-    setLive("lost", "Offline – verbinde neu …");
+    setLive("lost", texts.lost);
     if (!received && !(await loggedIn())) {
       location.assign(`/staff/login?next=${encodeURIComponent(location.pathname)}`);
       return;

@@ -23,7 +23,7 @@ def test_login_page_and_wrong_password(app: Flask, staff: Account) -> None:
         "/staff/login", data={"username": "erika", "password": "nope", "csrf_token": token}
     )
     assert bad.status_code == 401
-    assert "wrong password" in bad.get_data(as_text=True)
+    assert "Benutzername oder Passwort ist falsch." in bad.get_data(as_text=True)
     assert client.get("/rooms").status_code == 302  # still not logged in
 
 
@@ -245,7 +245,7 @@ def test_admin_form_rejects_impossible_schedule_and_keeps_room(
         },
     )
     assert response.status_code == 400
-    assert "ends before it starts" in response.get_data(as_text=True)
+    assert "Der Zeitraum „16:00-09:00“ endet, bevor er beginnt." in response.get_data(as_text=True)
     assert client.get("/api/v1/rooms/raum").get_json()["name"] == "Raum A"
 
 
@@ -284,7 +284,7 @@ def test_admin_manages_accounts(admin_client: tuple[FlaskClient, str], app: Flas
     assert other.get("/rooms").status_code == 200
     duplicate = client.post("/admin/users", data={"username": "neu", "csrf_token": token})
     assert duplicate.status_code == 409
-    assert "taken" in duplicate.get_data(as_text=True)
+    assert "Der Benutzername „neu“ ist schon vergeben." in duplicate.get_data(as_text=True)
 
 
 def test_admin_cannot_lock_themselves_out(
