@@ -38,6 +38,7 @@ def create_app(
         MAX_CONTENT_LENGTH=1024 * 1024,
         SOCK_SERVER_OPTIONS={"ping_interval": 25},
         EMPFANG=settings,
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,
     )
     if settings.public_url.startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
@@ -85,6 +86,7 @@ def _register_blueprints(app: Flask, csrf: CSRFProtect) -> None:
         admin,
         api,
         calls,
+        devices,
         health,
         queue,
         reception,
@@ -97,7 +99,10 @@ def _register_blueprints(app: Flask, csrf: CSRFProtect) -> None:
     # can send without a CORS preflight that the hub never grants.
     csrf.exempt(reception_api.bp)
     csrf.exempt(calls.kiosk_join)
-    for module in (staff, rooms, queue, reception, reception_api, calls, admin, api, health):
+    csrf.exempt(devices.enroll)  # devices have no session; the one-time code is the proof
+    for module in (
+        staff, rooms, queue, reception, reception_api, calls, admin, devices, api, health,
+    ):  # fmt: skip
         app.register_blueprint(module.bp)
 
 

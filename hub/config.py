@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol.topics import check_slug
@@ -42,6 +43,11 @@ class Settings:
     stun_urls: str = ""
     turn_urls: str = ""
     turn_secret: str = ""
+    # Devices (enrollment and per-device broker access).
+    broker_admin: str = "auto"
+    device_broker_url: str = ""
+    device_ca_file: str = ""
+    enroll_rate: int = 10
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,8 +65,21 @@ class Settings:
         """The broker the hub connects to (the embedded one when none is configured)."""
         return self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
 
+    @property
+    def broker_admin_backend(self) -> str:
+        """Where device credentials go: "dynsec" (Mosquitto) or "none" (no broker ACLs).
 
-_INT_FIELDS = {"embedded_mqtt_port", "status_ttl", "trusted_proxies", "ticket_rate"}
+        "auto" means dynsec when the hub logs in to an external broker (production has
+        anonymous access off), none for the embedded broker or an anonymous one.
+        """
+        if self.broker_admin != "auto":
+            return self.broker_admin
+        if self.embedded_broker or not urlsplit(self.mqtt_url).username:
+            return "none"
+        return "dynsec"
+
+
+_INT_FIELDS = {"embedded_mqtt_port", "status_ttl", "trusted_proxies", "ticket_rate", "enroll_rate"}
 _FLOAT_FIELDS = {"tick_seconds", "retention_hours"}
 
 
@@ -143,6 +162,14 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("EMPFANG_TRUSTED_PROXIES: must be 0..5")
     if settings.mqtt_url and not settings.mqtt_url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError("EMPFANG_MQTT_URL: must start with mqtt:// or mqtts://")
+    if settings.broker_admin not in ("auto", "dynsec", "none"):
+        raise ConfigError("EMPFANG_BROKER_ADMIN: must be auto, dynsec or none")
+    if settings.device_broker_url and not settings.device_broker_url.startswith(
+        ("mqtt://", "mqtts://")
+    ):
+        raise ConfigError("EMPFANG_DEVICE_BROKER_URL: must start with mqtt:// or mqtts://")
+    if not 1 <= settings.enroll_rate <= 10000:
+        raise ConfigError("EMPFANG_ENROLL_RATE: must be 1..10000 attempts per address per 10 min")
     if not settings.database_url:
         db_file = settings.instance_path / "empfang.db"
         settings = replace(settings, database_url=f"sqlite:///{db_file}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, format_date, get_locale
 
 LANGUAGES = ("de", "en")
 LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
@@ -39,3 +39,4 @@ def init_app(app: Flask) -> None:
     app.after_request(_remember_choice)
     app.add_template_global(LANGUAGE_NAMES, "language_names")
     app.add_template_global(get_locale, "get_locale")
+    app.add_template_global(format_date, "format_date")

@@ -346,3 +346,34 @@ class Invite(Base):
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
+
+
+DEVICE_KINDS = ("kiosk", "display", "light")
+
+
+class Device(Base):
+    """A kiosk, door display or status light: its enrollment, broker login and last state."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200), default="")
+    # Room slugs as a JSON list; a kiosk holds its reception room here.
+    rooms_json: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The one-time enrollment code, stored hashed; spent once used.
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    code_expires: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    code_spent: Mapped[bool] = mapped_column(Boolean, default=False)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    broker_username: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # From devices/<id>/state: online until its will says offline.
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    telemetry_json: Mapped[str] = mapped_column(Text, default="{}")

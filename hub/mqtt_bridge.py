@@ -14,7 +14,16 @@ import paho.mqtt.client as mqtt
 
 from protocol import topics
 from protocol.errors import PayloadError, TopicError
-from protocol.payloads import HubEvent, HubState, Knock, RoomStatus, Signal
+from protocol.payloads import (
+    DeviceCommand,
+    DeviceConfig,
+    DeviceState,
+    HubEvent,
+    HubState,
+    Knock,
+    RoomStatus,
+    Signal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +31,8 @@ StatusHandler = Callable[[str, RoomStatus | None], None]
 KnockHandler = Callable[[str, Knock], None]
 EventHandler = Callable[[HubEvent], None]
 SignalHandler = Callable[[str, str, Signal], None]
+# (device id, its state or None when cleared, whether the broker replayed a retained copy)
+DeviceStateHandler = Callable[[str, DeviceState | None, bool], None]
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class MqttBridge:
         on_knock: KnockHandler | None = None,
         on_event: EventHandler | None = None,
         on_signal: SignalHandler | None = None,
+        on_device_state: DeviceStateHandler | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(url)
         self.site = site
@@ -72,6 +84,7 @@ class MqttBridge:
         self._on_knock = on_knock
         self._on_event = on_event
         self._on_signal = on_signal
+        self._on_device_state = on_device_state
         self._connected = threading.Event()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -122,6 +135,24 @@ class MqttBridge:
         """Relay a WebRTC message to a participant, whichever hub process holds them."""
         self._client.publish(topics.signal(self.site, session, to), signal.to_json(), qos=1)
 
+    def publish_device_config(self, device: str, config: DeviceConfig) -> None:
+        """Publish a device's configuration, retained, QoS 1; running devices follow it."""
+        self._client.publish(
+            topics.device_config(self.site, device), config.to_json(), qos=1, retain=True
+        )
+
+    def clear_device(self, device: str) -> None:
+        """Remove a revoked device's retained configuration and state."""
+        for topic in (
+            topics.device_config(self.site, device),
+            topics.device_state(self.site, device),
+        ):
+            self._client.publish(topic, b"", qos=1, retain=True)
+
+    def publish_device_command(self, device: str, command: DeviceCommand) -> None:
+        """Send a one-off command to a device (QoS 1, not retained)."""
+        self._client.publish(topics.device_cmd(self.site, device), command.to_json(), qos=1)
+
     def clear_status(self, room: str) -> None:
         """Remove a deleted room's retained status."""
         self._client.publish(topics.room_status(self.site, room), b"", qos=1, retain=True)
@@ -167,6 +198,7 @@ class MqttBridge:
                 (topics.room_knock_filter(self.site), 1),
                 (topics.hub_events(self.site), 1),
                 (topics.signal_filter(self.site), 1),
+                *([(topics.device_state_filter(self.site), 1)] if self._on_device_state else []),
             ]
         )
         self._connected.set()
@@ -201,6 +233,11 @@ class MqttBridge:
             if topic.kind == "hub" and topic.leaf == "events":
                 if self._on_event is not None:
                     self._call(self._on_event, HubEvent.parse(msg.payload))
+                return
+            if topic.kind == "device":
+                if topic.leaf == "state" and self._on_device_state is not None:
+                    state = DeviceState.parse(msg.payload) if msg.payload else None
+                    self._call(self._on_device_state, str(topic.key), state, bool(msg.retain))
                 return
             if topic.kind != "room":
                 return

@@ -295,6 +295,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            **_device_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -415,6 +416,220 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "status": {"oneOf": [_ref("RoomStatus"), {"type": "null"}]},
                     },
                 },
+                **_device_schemas(),
+            },
+        },
+    }
+
+
+def _device_param() -> list[dict[str, Any]]:
+    return [{"name": "device_id", "in": "path", "required": True, "schema": _SLUG}]
+
+
+def _admin(op: dict[str, Any], *codes: int) -> dict[str, Any]:
+    """An admin operation: session (and CSRF for changes) plus the usual refusals."""
+    op.setdefault("security", [{"session": [], "csrf": []}])
+    op["responses"] = {**op["responses"], **_errors(401, 403, *codes)}
+    return op
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _device_paths() -> dict[str, Any]:
+    """The devices API: enrollment (devices) and fleet management (admins)."""
+    busy = _json(_ref("Error"), "The broker did not take the change; nothing changed")
+    with_code = {"allOf": [_ref("Device"), _ref("EnrollmentCode")]}
+    return {
+        "/devices": {
+            "get": _admin(
+                {
+                    "summary": "Every device with its reported state (admins)",
+                    "security": [{"session": []}],
+                    "parameters": [
+                        {
+                            "name": "kind",
+                            "in": "query",
+                            "schema": {"enum": ["kiosk", "display", "light"]},
+                        },
+                        {"name": "location", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "devices": {"type": "array", "items": _ref("Device")}
+                                },
+                            },
+                            "The devices",
+                        )
+                    },
+                }
+            ),
+            "post": _admin(
+                {
+                    "summary": "Create a device (admins); the answer holds its one-time code",
+                    "requestBody": _json_body(_ref("DeviceInput")),
+                    "responses": {"201": _json(with_code, "The device and its code (shown once)")},
+                },
+                400,
+                409,
+            ),
+        },
+        "/devices/enroll": {
+            "post": {
+                "summary": "Enroll a device with its one-time code",
+                "description": (
+                    "Called by `empfang-display enroll` and `empfang-kiosk enroll`. Needs "
+                    "Content-Type application/json, no session or CSRF token. The code is "
+                    "spent on success. Rate-limited per address."
+                ),
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "required": ["code"],
+                        "properties": {
+                            "code": {"type": "string", "examples": ["K7QM-2XPA-9RTW-HC4E"]},
+                            "kind": {"enum": ["kiosk", "display", "light"]},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("Enrollment"), "The device's id and broker login"),
+                    **_errors(400, 409),
+                    "403": _json(_ref("Error"), "Unknown, expired or used code"),
+                    "429": _json(_ref("Error"), "Too many attempts from this address"),
+                    "503": busy,
+                },
+            }
+        },
+        "/devices/{device_id}": {
+            "get": _admin(
+                {
+                    "summary": "One device (admins)",
+                    "security": [{"session": []}],
+                    "parameters": _device_param(),
+                    "responses": {"200": _json(_ref("Device"), "The device")},
+                },
+                404,
+            ),
+            "patch": _admin(
+                {
+                    "summary": "Change name, location or rooms (admins); the device follows",
+                    "parameters": _device_param(),
+                    "requestBody": _json_body(_ref("DeviceInput")),
+                    "responses": {"200": _json(_ref("Device"), "The changed device"), "503": busy},
+                },
+                400,
+                404,
+                409,
+            ),
+            "delete": _admin(
+                {
+                    "summary": "Revoke a device (admins): its broker login ends at once",
+                    "parameters": _device_param(),
+                    "responses": {"200": _json(_ref("Device"), "The revoked device"), "503": busy},
+                },
+                404,
+            ),
+        },
+        "/devices/{device_id}/code": {
+            "post": _admin(
+                {
+                    "summary": "Issue a fresh enrollment code (admins); the old one stops working",
+                    "parameters": _device_param(),
+                    "responses": {"200": _json(with_code, "The device and its new code")},
+                },
+                404,
+                409,
+            )
+        },
+        "/devices/{device_id}/cmd": {
+            "post": _admin(
+                {
+                    "summary": "Send a command to a device (admins)",
+                    "parameters": _device_param(),
+                    "requestBody": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["cmd"],
+                            "properties": {"cmd": {"enum": ["reload", "identify"]}},
+                        }
+                    ),
+                    "responses": {"202": {"description": "Sent (QoS 1, not retained)"}},
+                },
+                400,
+                404,
+                409,
+            )
+        },
+    }
+
+
+def _device_schemas() -> dict[str, Any]:
+    kinds = {"enum": ["kiosk", "display", "light"]}
+    time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "DeviceInput": {
+            "type": "object",
+            "properties": {
+                "id": _SLUG,
+                "kind": kinds,
+                "name": {"type": "string", "maxLength": 200},
+                "location": {"type": "string", "maxLength": 200},
+                "rooms": {
+                    "type": "array",
+                    "items": _SLUG,
+                    "description": "Rooms to show; a kiosk: one room of kind reception",
+                },
+            },
+        },
+        "Device": {
+            "type": "object",
+            "properties": {
+                "id": _SLUG,
+                "kind": kinds,
+                "name": {"type": "string"},
+                "location": {"type": "string"},
+                "rooms": {"type": "array", "items": _SLUG},
+                "enrollment": {"enum": ["pending", "expired", "enrolled", "revoked"]},
+                "code_expires": time,
+                "enrolled_at": time,
+                "revoked": {"type": "boolean"},
+                "online": {"type": "boolean"},
+                "last_seen": time,
+                "version": {"type": ["string", "null"]},
+                "telemetry": {"type": "object"},
+            },
+        },
+        "EnrollmentCode": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "code_expires": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Enrollment": {
+            "type": "object",
+            "properties": {
+                "device": _SLUG,
+                "kind": kinds,
+                "name": {"type": "string"},
+                "site": _SLUG,
+                "broker": {
+                    "type": "object",
+                    "properties": {
+                        "url": {"type": "string", "examples": ["mqtts://broker.example:8883"]},
+                        "host": {"type": "string"},
+                        "port": {"type": "integer"},
+                        "tls": {"type": "boolean"},
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                    },
+                },
+                "ca_cert": {"type": "string", "description": "PEM; empty on a plain-TCP broker"},
             },
         },
     }

@@ -10,21 +10,24 @@ from importlib.metadata import PackageNotFoundError, version
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.broker_admin import make_broker_admin
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.db import make_engine, session_scope
 from hub.live import LiveFeed
 from hub.mqtt_bridge import MqttBridge
 from hub.services.calls import CallService, TurnSettings
+from hub.services.devices import DeviceService, device_view
 from hub.services.reception import ReceptionService
 from hub.services.rooms import RoomService
 from hub.services.users import UserService
 from hub.ticker import Ticker
-from protocol.payloads import HubEvent, Knock, RoomStatus, Signal, format_time
+from protocol.payloads import DeviceState, HubEvent, Knock, RoomStatus, Signal, format_time
 
 log = logging.getLogger(__name__)
 ROOMS_TOPIC = "rooms"
 QUEUE_TOPIC = "queue"
+DEVICES_TOPIC = "devices"
 PURGE_INTERVAL = 60.0  # seconds between retention purges
 KNOCK_INTERVAL = 3.0  # seconds between two knocks shown for the same room
 
@@ -56,6 +59,19 @@ class HubRuntime:
             on_knock=self._on_knock,
             on_event=self._on_event,
             on_signal=self._on_signal,
+            on_device_state=self._on_device_state,
+        )
+        self.broker_admin = make_broker_admin(
+            settings.broker_admin_backend, settings.effective_mqtt_url, settings.site
+        )
+        self.devices = DeviceService(
+            self.clock,
+            settings.site,
+            self.bridge,
+            self.broker_admin,
+            broker_url=settings.device_broker_url or settings.effective_mqtt_url,
+            ca_file=settings.device_ca_file,
+            enroll_rate=settings.enroll_rate,
         )
         self.rooms = RoomService(self.clock, settings.zone, settings.status_ttl, self.bridge)
         self.users = UserService(self.clock)
@@ -92,6 +108,8 @@ class HubRuntime:
 
     def start(self) -> None:
         """Connect to the broker and start the background ticker."""
+        # First the broker admin: it makes sure the hub's own login may publish.
+        self.broker_admin.start()
         self.bridge.start()
         self.ticker.start()
 
@@ -172,8 +190,21 @@ class HubRuntime:
             },
         )
 
+    def _on_device_state(self, device: str, state: DeviceState | None, retained: bool) -> None:
+        with session_scope(self.sessions) as db:
+            recorded = self.devices.record_state(db, device, state, retained)
+            if recorded is None:
+                return
+            view = device_view(recorded, self.clock.now())
+        self.live.publish(DEVICES_TOPIC, {"type": "device", "device": view})
+
     def _on_connected(self) -> None:
         self.ticker.request_republish()
+        try:  # a broker restart without persistence forgets retained device configs
+            with session_scope(self.sessions) as db:
+                self.devices.republish_configs(db)
+        except Exception:
+            log.exception("could not republish the device configurations")
 
     def close(self) -> None:
         """Stop background work, say offline, release the database; safe to call twice."""
@@ -182,6 +213,7 @@ class HubRuntime:
         self._closed = True
         self.ticker.stop()
         self.bridge.stop()
+        self.broker_admin.close()
         self.engine.dispose()
 
 

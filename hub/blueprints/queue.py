@@ -19,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from hub.auth import login_required, same_origin
 from hub.blueprints.calls import remember as remember_call
 from hub.db import get_db, session_scope
+from hub.errors import ServiceError
 from hub.models import Department, Ticket, User
 from hub.runtime import QUEUE_TOPIC, HubRuntime
 from hub.ticket_view import forwarded_to
@@ -75,6 +77,7 @@ def _context(db: Session, user: User) -> dict[str, Any]:
         ),
         "now": runtime.clock.now(),
         "forwarded_to": forwarded_to,
+        "lang": str(get_locale() or "de"),
     }
 
 
@@ -132,12 +135,35 @@ def act(public_id: str, action: str) -> Any:
     """Perform a queue action from the staff page's forms."""
     if action not in ACTIONS:
         abort(404)
-    ticket = _act(public_id, action)
-    if action == "admit":  # admitting opens the call at once
-        runtime = _runtime()
-        return remember_call(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
+    try:
+        ticket = _act(public_id, action)
+        if action == "admit":  # admitting opens the call at once
+            runtime = _runtime()
+            return remember_call(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
+    except ServiceError as exc:
+        get_db().rollback()
+        flash(queue_error(exc))
+        return redirect(url_for("queue.page")), 303
     flash(_done(action))
     return redirect(url_for("queue.page"))
+
+
+def queue_error(exc: ServiceError) -> str:
+    """A staff-facing explanation of a refused queue action, in the page's language."""
+    by_field = {
+        "room": _("Der gewählte Raum ist nicht frei (geschlossen, belegt oder „Bitte nicht "
+                  "stören“). Bitte wählen Sie einen anderen Raum."),
+        "ticket": _("Dieser Besuch hat sich inzwischen geändert (eingelassen, weitergeleitet "
+                    "oder beendet). Die Liste ist aktualisiert."),
+        "target": _("Bitte wählen Sie entweder einen Fachbereich oder eine Kollegin bzw. "
+                    "einen Kollegen."),
+        "department": _("Diesen Fachbereich gibt es nicht."),
+        "colleague": _("Diese Kollegin oder diesen Kollegen gibt es nicht."),
+        "note": _("Die Notiz ist zu lang (höchstens 500 Zeichen)."),
+        "text": _("Die Nachricht ist leer oder zu lang (höchstens 300 Zeichen)."),
+        "outcome": _("Bitte wählen Sie ein Ergebnis."),
+    }
+    return by_field.get(exc.field or "", _("Die Aktion war nicht möglich."))
 
 
 @bp.get("/api/v1/queue")
@@ -181,6 +207,7 @@ def _render_list(runtime: HubRuntime, user_id: int) -> dict[str, Any]:
         return {
             "type": "queue",
             "waiting": [t.public_id for t in context["waiting"]],
+            "names": {t.public_id: t.name for t in context["waiting"]},
             "html": render_template("staff/_queue_lists.html", **context),
         }
 
@@ -197,7 +224,7 @@ def live(ws: Any) -> None:
         ws.send(json.dumps(_render_list(runtime, user_id)))
         checked = time.monotonic()
         while ws.connected:
-            event = sub.get(timeout=10)
+            event = sub.get(timeout=2)
             if time.monotonic() - checked > ACCOUNT_RECHECK:
                 with session_scope(runtime.sessions) as db:
                     user = db.get(User, user_id)

@@ -80,7 +80,10 @@ function peer(id, name) {
     return known;
   }
   const pc = new RTCPeerConnection({ iceServers });
-  const p = { pc, polite: cfg.participant > id, makingOffer: false, ignoreOffer: false, tile: makeTile(id, name) };
+  const p = {
+    pc, polite: cfg.participant > id, makingOffer: false, ignoreOffer: false, pending: [],
+    tile: makeTile(id, name),
+  };
   for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
   pc.ontrack = ({ streams, track }) => {
     p.tile.video.srcObject = streams[0] || new MediaStream([track]);
@@ -122,11 +125,16 @@ async function onSignal(from, kind, data) {
     p.ignoreOffer = !p.polite && collision;
     if (p.ignoreOffer) return;
     await pc.setRemoteDescription(data);
+    for (const candidate of p.pending.splice(0)) await pc.addIceCandidate(candidate).catch(() => {});
     if (data.type === "offer") {
       await pc.setLocalDescription();
       send({ type: "signal", to: from, kind: "description", data: pc.localDescription.toJSON() });
     }
   } else if (kind === "candidate") {
+    if (!pc.remoteDescription) {
+      p.pending.push(data); // held until the description it belongs to has arrived
+      return;
+    }
     try {
       await pc.addIceCandidate(data);
     } catch (error) {

@@ -26,43 +26,75 @@ function chime() {
   }
 }
 
+let pressing = false;
+
 function busy() {
-  // Someone is typing or has a forward form open: do not pull the page from under them.
+  // Someone types, picks a room, is mid-click or has a forward form open: never pull the
+  // list from under them.
+  if (pressing) return true;
   const active = document.activeElement;
   if (active && container.contains(active) && active.matches("input, select, textarea")) return true;
   return container.querySelector("details[open]") !== null;
 }
 
+container.addEventListener("pointerdown", () => { pressing = true; });
+document.addEventListener("pointerup", () => {
+  setTimeout(() => {
+    pressing = false;
+    if (pending && !busy()) apply(pending);
+  }, 300);
+});
+
+// Waiting seconds come from the hub's clock; only the time since rendering is counted here.
+let shownAt = Date.now();
+
 function tickWaited() {
-  for (const el of container.querySelectorAll(".waited[data-since]")) {
-    const minutes = Math.max(0, Math.floor((Date.now() - Date.parse(el.dataset.since)) / 60000));
-    el.textContent = `${minutes} min`;
+  const elapsed = (Date.now() - shownAt) / 1000;
+  for (const el of container.querySelectorAll(".waited[data-seconds]")) {
+    el.textContent = `${Math.floor((Number(el.dataset.seconds) + elapsed) / 60)} min`;
   }
 }
 
+function announceArrivals(ids, names) {
+  const arrived = ids.filter((id) => !known.has(id));
+  known = new Set(ids);
+  if (!arrived.length) return [];
+  announce.textContent = texts.arrived.replace("{n}", arrived.map((id) => names[id] || "").join(", "));
+  chime();
+  return arrived;
+}
+
 function apply(event) {
+  const arrived = announceArrivals(event.waiting, event.names || {});
   if (busy()) {
     pending = event;
+    pendingNote.hidden = false;
+    pendingArrivals.push(...arrived);
     return;
   }
+  const focusedId = document.activeElement && container.contains(document.activeElement)
+    ? document.activeElement.id : null;
   pending = null;
+  pendingNote.hidden = true;
   container.innerHTML = event.html;
-  const arrived = event.waiting.filter((id) => !known.has(id));
-  known = new Set(event.waiting);
-  for (const id of arrived) {
+  shownAt = Date.now();
+  for (const id of [...pendingArrivals, ...arrived]) {
     const card = document.getElementById(`ticket-${id}`);
     card?.classList.add("new-arrival");
     setTimeout(() => card?.classList.remove("new-arrival"), 20000);
   }
-  if (arrived.length) {
-    const names = arrived.map((id) => document.querySelector(`#ticket-${id} h3`)?.textContent).join(", ");
-    announce.textContent = texts.arrived.replace("{n}", names);
-    chime();
-  }
+  pendingArrivals = [];
+  if (focusedId) document.getElementById(focusedId)?.focus();
   tickWaited();
 }
 
-container.addEventListener("focusout", () => setTimeout(() => { if (pending && !busy()) apply(pending); }, 0));
+let pendingArrivals = [];
+const pendingNote = document.getElementById("pending-note");
+container.addEventListener("focusout", (e) => {
+  if (e.relatedTarget && container.contains(e.relatedTarget)) return;
+  // Let a click that started on a button finish before the list changes.
+  setTimeout(() => { if (pending && !busy()) apply(pending); }, 300);
+});
 container.addEventListener("toggle", () => { if (pending && !busy()) apply(pending); }, true);
 setInterval(tickWaited, 15000);
 

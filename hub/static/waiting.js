@@ -36,11 +36,12 @@ function render(view) {
   }
   forwarded.hidden = !view.forwarded_to;
   forwarded.textContent = view.forwarded_to ? fill(texts.forwarded, { to: view.forwarded_to }) : "";
-  messages.replaceChildren(...view.messages.map((m) => {
+  // Append only new messages, so screen readers announce each one once.
+  for (const m of view.messages.slice(messages.children.length)) {
     const li = document.createElement("li");
     li.textContent = m.text;
-    return li;
-  }));
+    messages.append(li);
+  }
   noMessages.hidden = view.messages.length > 0;
 }
 

@@ -187,7 +187,7 @@ def test_closed_reception_turns_people_away(
     citizen = app.test_client()
     html = citizen.get("/empfang/").get_data(as_text=True)
     assert "Geschlossen" in html
-    assert "30.11.2026 um 08:00" in html
+    assert "Montag, 30. November 2026 um 08:00" in html
     assert 'name="category"' not in html  # no form
     api = citizen.post(
         "/api/v1/reception/tickets", json={"name": "Anna", "category": "wohngeld", "consent": True}

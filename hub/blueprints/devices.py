@@ -1,0 +1,324 @@
+"""Devices: the fleet view for admins, its JSON API, and the enrollment endpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+from sqlalchemy import select
+
+from hub.auth import admin_required, client_address, same_origin
+from hub.blueprints.admin import admin_error
+from hub.db import get_db, session_scope
+from hub.errors import ServiceError, ValidationError
+from hub.live import RESYNC
+from hub.models import DEVICE_KINDS, Room, User
+from hub.runtime import DEVICES_TOPIC, HubRuntime
+from hub.services.devices import NewCode, device_rooms, device_view
+
+bp = Blueprint("devices", __name__)
+sock = Sock()
+ACCOUNT_RECHECK = 60.0  # seconds between checks that the streaming admin is still one
+
+
+def _runtime() -> HubRuntime:
+    return current_app.extensions["empfang"]
+
+
+def _body() -> dict[str, Any]:
+    # Only application/json: a cross-site form cannot send it without a CORS preflight.
+    if not request.is_json:
+        raise ValidationError("body", "must be application/json")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return data
+
+
+def _hub_url() -> str:
+    return _runtime().settings.public_url.rstrip("/") or request.url_root.rstrip("/")
+
+
+def _code_json(new: NewCode) -> dict[str, Any]:
+    return {"code": new.code, "code_expires": new.expires.isoformat().replace("+00:00", "Z")}
+
+
+def _qr_svg(new: NewCode) -> str:
+    """The code (and where to enroll) as an inline SVG QR code for provisioning tools."""
+    payload = json.dumps({"hub": _hub_url(), "code": new.code}, separators=(",", ":"))
+    return segno.make(payload, error="m").svg_inline(scale=4, title=_("Anmeldecode als QR-Code"))
+
+
+# ---- enrollment (devices, no session) -----------------------------------------------------
+
+
+@bp.post("/api/v1/devices/enroll")
+def enroll() -> Any:
+    """Spend a one-time code: the device receives its id and its own broker login."""
+    data = _body()
+    enrollment = _runtime().devices.enroll(
+        get_db(), data.get("code"), data.get("kind"), client_address()
+    )
+    response = jsonify(enrollment.to_dict())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ---- admin JSON API ------------------------------------------------------------------------
+
+
+@bp.get("/api/v1/devices")
+@admin_required
+def api_list() -> Any:
+    """Every device with its state (admins); ?kind= and ?location= filter."""
+    runtime = _runtime()
+    devices = runtime.devices.list_devices(
+        get_db(), request.args.get("kind") or None, request.args.get("location") or None
+    )
+    now = runtime.clock.now()
+    return jsonify(devices=[device_view(d, now) for d in devices])
+
+
+@bp.post("/api/v1/devices")
+@admin_required
+def api_create() -> Any:
+    """Create a device (admins); the answer holds its one-time enrollment code."""
+    runtime = _runtime()
+    new = runtime.devices.create(get_db(), _body())
+    body = {**device_view(new.device, runtime.clock.now()), **_code_json(new)}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
+
+
+@bp.get("/api/v1/devices/<device_id>")
+@admin_required
+def api_get(device_id: str) -> Any:
+    """One device (admins)."""
+    runtime = _runtime()
+    return jsonify(device_view(runtime.devices.get(get_db(), device_id), runtime.clock.now()))
+
+
+@bp.patch("/api/v1/devices/<device_id>")
+@admin_required
+def api_update(device_id: str) -> Any:
+    """Change a device's name, location or rooms (admins); the device follows at once."""
+    runtime = _runtime()
+    device = runtime.devices.update(get_db(), device_id, _body())
+    return jsonify(device_view(device, runtime.clock.now()))
+
+
+@bp.delete("/api/v1/devices/<device_id>")
+@admin_required
+def api_revoke(device_id: str) -> Any:
+    """Revoke a device (admins): its broker login is deleted and its session ends."""
+    runtime = _runtime()
+    device = runtime.devices.revoke(get_db(), device_id)
+    return jsonify(device_view(device, runtime.clock.now()))
+
+
+@bp.post("/api/v1/devices/<device_id>/code")
+@admin_required
+def api_new_code(device_id: str) -> Any:
+    """Issue a fresh enrollment code (admins), e.g. for a replaced memory card."""
+    runtime = _runtime()
+    new = runtime.devices.new_code(get_db(), device_id)
+    response = jsonify({**device_view(new.device, runtime.clock.now()), **_code_json(new)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/api/v1/devices/<device_id>/cmd")
+@admin_required
+def api_command(device_id: str) -> Any:
+    """Send reload or identify to a device (admins): body {"cmd": …}."""
+    _runtime().devices.command(get_db(), device_id, _body().get("cmd"))
+    return "", 202
+
+
+# ---- admin pages -----------------------------------------------------------------------------
+
+
+def _rooms() -> list[Room]:
+    return list(get_db().scalars(select(Room).order_by(Room.kind != "reception", Room.name)))
+
+
+def _kind_names() -> dict[str, str]:
+    return {"kiosk": _("Kiosk"), "display": _("Türanzeige"), "light": _("Statuslicht")}
+
+
+def _fleet(error: str = "", form: dict[str, Any] | None = None, status: int = 200) -> Any:
+    runtime = _runtime()
+    kind = request.args.get("kind") or ""
+    location = request.args.get("location") or ""
+    devices = runtime.devices.list_devices(
+        get_db(), kind if kind in DEVICE_KINDS else None, location or None
+    )
+    now = runtime.clock.now()
+    return render_template(
+        "devices/fleet.html",
+        devices=devices,
+        views={d.public_id: device_view(d, now) for d in devices},
+        rooms=_rooms(),
+        kinds=_kind_names(),
+        locations=runtime.devices.locations(get_db()),
+        kind=kind,
+        location=location,
+        error=error,
+        form=form or {"kind": "display"},
+        device_rooms=device_rooms,
+    ), status
+
+
+def _code_page(new: NewCode, created: bool) -> Any:
+    command = {
+        "display": "empfang-display",
+        "kiosk": "empfang-kiosk",
+        "light": "empfang-firmware",
+    }[new.device.kind]
+    return render_template(
+        "devices/code.html",
+        device=new.device,
+        code=new.code,
+        expires=new.expires,
+        qr=_qr_svg(new),
+        command=f"{command} enroll --hub {_hub_url()} --code {new.code}",
+        created=created,
+        kinds=_kind_names(),
+    )
+
+
+@bp.get("/admin/devices")
+@admin_required
+def fleet() -> Any:
+    """Every device: online or offline (live), last seen, version, telemetry, rooms."""
+    return _fleet()
+
+
+@bp.post("/admin/devices")
+@admin_required
+def create() -> Any:
+    """Create a device; its enrollment code and QR code are shown once."""
+    form = request.form.to_dict()
+    data = {**form, "rooms": request.form.getlist("rooms")}
+    try:
+        new = _runtime().devices.create(get_db(), data)
+    except ServiceError as exc:
+        get_db().rollback()
+        return _fleet(admin_error(exc), {**form, "rooms": data["rooms"]}, exc.status)
+    return _code_page(new, created=True)
+
+
+@bp.post("/admin/devices/<device_id>/rooms")
+@admin_required
+def set_rooms(device_id: str) -> Any:
+    """Assign rooms; a running device follows within a second."""
+    try:
+        _runtime().devices.set_rooms(get_db(), device_id, request.form.getlist("rooms"))
+    except ServiceError as exc:
+        get_db().rollback()
+        return _fleet(admin_error(exc), status=exc.status)
+    flash(_("Räume von %(id)s gespeichert.", id=device_id))
+    return redirect(url_for("devices.fleet", **request.args))
+
+
+@bp.post("/admin/devices/<device_id>/revoke")
+@admin_required
+def revoke(device_id: str) -> Any:
+    """Revoke a device: its broker access ends at once."""
+    _runtime().devices.revoke(get_db(), device_id)
+    flash(_("Gerät %(id)s gesperrt; es hat keinen Zugang mehr.", id=device_id))
+    return redirect(url_for("devices.fleet", **request.args))
+
+
+@bp.post("/admin/devices/<device_id>/code")
+@admin_required
+def new_code(device_id: str) -> Any:
+    """Issue a fresh enrollment code (the old one stops working)."""
+    return _code_page(_runtime().devices.new_code(get_db(), device_id), created=False)
+
+
+@bp.post("/admin/devices/<device_id>/cmd")
+@admin_required
+def command(device_id: str) -> Any:
+    """Send reload or identify to a device."""
+    cmd = request.form.get("cmd")
+    _runtime().devices.command(get_db(), device_id, cmd)
+    names = {"reload": _("Neu laden"), "identify": _("Identifizieren")}
+    flash(_("Befehl „%(cmd)s“ an %(id)s gesendet.", cmd=names.get(str(cmd), cmd), id=device_id))
+    return redirect(url_for("devices.fleet", **request.args))
+
+
+@bp.before_request
+def _refuse_live_without_admin() -> Any:
+    # Refuse before the WebSocket upgrade, so the page sees a failed connection.
+    if request.endpoint == "devices.live":
+        if g.user is None:
+            abort(401)
+        if not g.user.is_admin:
+            abort(403)
+        if not same_origin():
+            abort(403)
+    return None
+
+
+def _still_admin(runtime: HubRuntime, user_id: int, fingerprint: str | None) -> bool:
+    with session_scope(runtime.sessions) as db:
+        user = db.get(User, user_id)
+        return bool(
+            user and user.is_admin and not user.disabled and user.password_hash[-16:] == fingerprint
+        )
+
+
+def _snapshot(runtime: HubRuntime) -> dict[str, Any]:
+    with session_scope(runtime.sessions) as db:
+        now = runtime.clock.now()
+        return {
+            "type": "snapshot",
+            "devices": [device_view(d, now) for d in runtime.devices.list_devices(db)],
+        }
+
+
+@sock.route("/admin/devices/live", bp=bp)
+def live(ws: Any) -> None:
+    """Push every reported device state to the fleet page as JSON."""
+    runtime = _runtime()
+    user_id, fingerprint = g.user.id, session.get("pw")
+    request_db = g.pop("db", None)
+    if request_db is not None:
+        request_db.close()  # a long-lived stream must not hold a database connection
+    with runtime.live.subscribe(DEVICES_TOPIC) as sub:
+        ws.send(json.dumps(_snapshot(runtime)))
+        last_check = time.monotonic()
+        while ws.connected:
+            event = sub.get(timeout=5)
+            if time.monotonic() - last_check > ACCOUNT_RECHECK:
+                if not _still_admin(runtime, user_id, fingerprint):
+                    ws.close(reason=1008, message="admins only")
+                    return
+                last_check = time.monotonic()
+            if event is None:
+                continue
+            payload = _snapshot(runtime) if event is RESYNC else event
+            try:
+                ws.send(json.dumps(payload))
+            except ConnectionClosed:
+                break
