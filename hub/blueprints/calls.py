@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import segno
 from flask import (
@@ -129,7 +130,7 @@ def kiosk_join(token: str) -> Any:
     return jsonify(
         participant=pid,
         key=creds.key,
-        live=url_for("calls.live", participant=pid),
+        live=urlsplit(url_for("calls.live", participant=pid)).path,  # socket routes build ws://
         ice_servers=runtime.turn.ice_servers(pid),
     ), 201
 
@@ -363,12 +364,15 @@ def live(ws: Any, participant: str) -> None:
             ws.close(reason=1008, message="not a participant")
             return
         session_id = me.session.public_id
-        runtime.calls.connected(db, me)
     request_db = g.pop("db", None)
     if request_db is not None:
         request_db.close()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Listen before announcing the arrival, so no offer sent in reply can be missed.
     with runtime.live.subscribe(f"call:{session_id}", f"participant:{participant}") as inbox:
+        with session_scope(runtime.sessions) as db:
+            me = runtime.calls.authenticate(db, participant, key)
+            runtime.calls.connected(db, me)
         first = call_state(runtime, participant)
         first["ice_servers"] = runtime.turn.ice_servers(participant)
         ws.send(json.dumps(first))

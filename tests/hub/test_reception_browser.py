@@ -329,7 +329,9 @@ def test_closed_hours_turn_citizens_away(
 
         page.goto(f"{base}/empfang/?lang=en")
         expect(page.locator(".status-card .big")).to_have_text("✕ Closed")
-        expect(page.locator(".status-card")).to_contain_text("We are back on Thursday 26 November 2026 at 08:00.")
+        expect(page.locator(".status-card")).to_contain_text(
+            "We are back on Thursday 26 November 2026 at 08:00."
+        )
         expect(page.locator("form")).to_have_count(0)
         screenshot(page, "reception-closed-en")
 
