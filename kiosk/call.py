@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -183,7 +183,8 @@ class CallPeer:
 
     `run()` follows the live channel until the call ends for us; `close()` (idempotent)
     leaves the call, closes every peer connection and the channel. The caller owns
-    `source` and stops it after `close()`. Usable as ``async with``.
+    `source` and stops it after `close()`. `on_frame(participant, frame)` (optional) sees
+    every video frame received, e.g. to show it. Usable as ``async with``.
     """
 
     def __init__(
@@ -193,8 +194,10 @@ class CallPeer:
         *,
         ice_servers: Sequence[Mapping[str, Any]] = (),
         offer_after: float = OFFER_AFTER,
+        on_frame: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.me = signalling.participant
+        self._on_frame = on_frame
         self.ended: str | None = None  # "ended", "removed" or "closed" once over
         self._signalling = signalling
         self._source = source
@@ -297,7 +300,9 @@ class CallPeer:
             link.worker = asyncio.get_running_loop().create_task(
                 self._work(link), name=f"link {remote}"
             )
-            self._schedule_offer(link)
+            # call.js leaves the first offer to the impolite side: offer at once then;
+            # a polite kiosk waits for the browser's offer (and offers itself only if none comes).
+            self._schedule_offer(link, 0.0 if not link.polite else None)
             self._links[remote] = link
         return link
 
@@ -325,7 +330,11 @@ class CallPeer:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            link.counters.append(FrameCounter(track).start())
+            sink = None
+            if self._on_frame is not None and track.kind == "video":
+                on_frame = self._on_frame
+                sink = lambda frame: on_frame(link.remote, frame)  # noqa: E731
+            link.counters.append(FrameCounter(track, on_frame=sink).start())
 
         @pc.on("connectionstatechange")
         def on_connection_state() -> None:
@@ -335,11 +344,11 @@ class CallPeer:
 
         return pc
 
-    def _schedule_offer(self, link: _Link) -> None:
+    def _schedule_offer(self, link: _Link, delay: float | None = None) -> None:
         if link.timer is not None:
             link.timer.cancel()
         link.timer = asyncio.get_running_loop().call_later(
-            self._offer_after, link.inbox.put_nowait, ("offer", {})
+            self._offer_after if delay is None else delay, link.inbox.put_nowait, ("offer", {})
         )
 
     async def _renew(self, link: _Link) -> RTCPeerConnection:
@@ -432,6 +441,7 @@ async def join(
     *,
     offer_after: float = OFFER_AFTER,
     proxy: str | Literal[True] | None = True,
+    on_frame: Callable[[str, Any], None] | None = None,
 ) -> CallPeer:
     """Open the live channel for `credentials` and return a CallPeer (then call `run()`)."""
     signalling = await connect(
@@ -442,5 +452,9 @@ async def join(
         proxy=proxy,
     )
     return CallPeer(
-        signalling, source, ice_servers=credentials.ice_servers, offer_after=offer_after
+        signalling,
+        source,
+        ice_servers=credentials.ice_servers,
+        offer_after=offer_after,
+        on_frame=on_frame,
     )

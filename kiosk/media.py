@@ -183,7 +183,8 @@ class FrameCounter:
 
     `start()` begins consuming on the running loop; `frames` is the total so far,
     `rate()` the frames of the last `window` seconds per second. Video frames also set
-    `size`. The counter ends by itself when the track ends; `stop()` is idempotent.
+    `size`. `on_frame` (optional) sees every frame, e.g. to show it. The counter ends by
+    itself when the track ends; `stop()` is idempotent.
     """
 
     def __init__(
@@ -192,8 +193,10 @@ class FrameCounter:
         *,
         window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        on_frame: Callable[[Any], None] | None = None,
     ) -> None:
         self.track = track
+        self._on_frame = on_frame
         self.kind = track.kind
         self.frames = 0
         self.size: tuple[int, int] | None = None
@@ -223,6 +226,11 @@ class FrameCounter:
         self._trim(now)
         if isinstance(frame, av.VideoFrame):
             self.size = (frame.width, frame.height)
+        if self._on_frame is not None:
+            try:
+                self._on_frame(frame)
+            except Exception:
+                log.exception("the frame handler failed")
 
     def rate(self) -> float:
         """Frames per second over the last `window` seconds."""

@@ -92,6 +92,9 @@ function peer(id, name) {
     if (candidate) send({ type: "signal", to: id, kind: "candidate", data: candidate.toJSON() });
   };
   pc.onnegotiationneeded = async () => {
+    // The first offer always comes from the impolite side: two crossing first offers made
+    // the polite side roll back, and the candidates of its discarded offer were lost.
+    if (p.polite && !pc.currentRemoteDescription) return;
     try {
       p.makingOffer = true;
       await pc.setLocalDescription();
@@ -219,19 +222,27 @@ function finish(text) {
   document.querySelector(".controls").hidden = true;
 }
 
+let inbox = Promise.resolve();
+
+async function handle(event) {
+  await mediaReady;
+  if (event.ice_servers) iceServers = event.ice_servers;
+  if (event.type === "state") applyState(event);
+  else if (event.type === "signal") await onSignal(event.from, event.kind, event.data);
+  else if (event.type === "ended") finish(T.ended);
+  else if (event.type === "removed") finish(T.removed);
+  else if (event.type === "error") console.warn("hub refused:", event.error);
+}
+
 function connect(attempt = 0) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const path = new URL(cfg.live, location.href).pathname;
   ws = new WebSocket(`${scheme}://${location.host}${path}?k=${encodeURIComponent(cfg.key)}`);
-  ws.addEventListener("message", async (msg) => {
+  ws.addEventListener("message", (msg) => {
     const event = JSON.parse(msg.data);
     attempt = 0;
-    if (event.ice_servers) iceServers = event.ice_servers;
-    if (event.type === "state") applyState(event);
-    else if (event.type === "signal") await onSignal(event.from, event.kind, event.data);
-    else if (event.type === "ended") finish(T.ended);
-    else if (event.type === "removed") finish(T.removed);
-    else if (event.type === "error") console.warn("hub refused:", event.error);
+    // One at a time and in order (a description before its candidates), once media is up.
+    inbox = inbox.then(() => handle(event)).catch((error) => console.warn(error));
   });
   ws.addEventListener("close", () => {
     if (finished) return;
@@ -337,5 +348,6 @@ if (cfg.role === "host") {
 setInterval(() => send({ type: "ping" }), 5000);
 setInterval(quality, 2000);
 window.addEventListener("pagehide", () => send({ type: "leave" }));
-await startMedia();
+// Camera and the live channel start together; peers are made once the camera is ready.
+const mediaReady = startMedia();
 connect();

@@ -1,0 +1,341 @@
+"""The kiosk's TOML configuration: parsed once, validated field by field, immutable.
+
+Example (/etc/empfang/kiosk.toml, mode 0600 once it holds the broker password; the first
+keys are written by ``empfang-kiosk enroll``)::
+
+    hub = "https://empfang.kreis.example"
+    device = "kiosk-rathaus"
+    site = "default"
+    broker = "mqtts://default.kiosk-rathaus:SECRET@broker.kreis.example:8883"
+    ca_file = "/etc/empfang/kiosk-ca.pem"
+    camera = "picamera2"                # or "synthetic", "v4l2:/dev/video0"
+    languages = ["de", "en"]            # the first is the default
+
+    [gpio]                              # every pin is optional
+    call_button = 5
+    motion_sensor = 6
+    status_led = 13
+
+    [timeouts]                          # seconds
+    inactivity = 90
+    goodbye = 10
+
+    [video]
+    width = 640
+    height = 480
+    fps = 15
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import unquote, urlsplit
+
+from protocol.topics import is_slug
+
+DEFAULT_PATH = Path("/etc/empfang/kiosk.toml")
+ENV_VAR = "EMPFANG_KIOSK_CONFIG"
+LANGUAGES = ("de", "en")
+Pin = int | str
+
+
+class ConfigError(ValueError):
+    """The configuration is missing or malformed; the message starts with the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _fail(field: str, message: str) -> NoReturn:
+    raise ConfigError(field, message)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where and how to reach the broker, from an mqtt:// or mqtts:// URL."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: object, field: str = "broker") -> BrokerAddress:
+        """Parse mqtt[s]://[user:pass@]host[:port], or raise ConfigError naming ``field``."""
+        if not isinstance(url, str):
+            _fail(field, "must be a URL like mqtt://user:pass@host:1883")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            _fail(field, "is not a valid URL (check the port)")
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            _fail(field, "must be a URL like mqtt://user:pass@host:1883 (or mqtts://)")
+        tls = parts.scheme == "mqtts"
+        return cls(
+            host=parts.hostname,
+            port=port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Which camera: "synthetic", "v4l2" (with its device path) or "picamera2"."""
+
+    kind: str = "synthetic"
+    device: str | None = None
+
+    @classmethod
+    def parse(cls, value: object) -> CameraConfig:
+        """Parse ``synthetic``, ``picamera2`` or ``v4l2:/dev/videoN``."""
+        if not isinstance(value, str):
+            _fail("camera", 'must be "synthetic", "picamera2" or "v4l2:/dev/video0"')
+        if value in ("synthetic", "picamera2"):
+            return cls(value)
+        if value.startswith("v4l2:") and value[5:].startswith("/"):
+            return cls("v4l2", value[5:])
+        _fail("camera", 'must be "synthetic", "picamera2" or "v4l2:/dev/video0"')
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    """The kiosk's pins; None means that part is not fitted."""
+
+    call_button: Pin | None = None
+    motion_sensor: Pin | None = None
+    status_led: Pin | None = None
+    pull_up: bool = True
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds: no touch outside a call resets; the goodbye screen stays; retry backoff."""
+
+    inactivity: float = 90.0
+    goodbye: float = 10.0
+    dim: float = 60.0
+    retry_min: float = 1.0
+    retry_max: float = 30.0
+    poll: float = 10.0  # how often the attract screen refreshes the hub's figures
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """The camera picture the kiosk sends."""
+
+    width: int = 640
+    height: int = 480
+    fps: float = 15.0
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    """Everything one kiosk needs."""
+
+    hub: str
+    device: str
+    site: str = "default"
+    broker: BrokerAddress | None = None
+    ca_file: str | None = None
+    camera: CameraConfig = CameraConfig()
+    gpio: GpioConfig = GpioConfig()
+    timeouts: Timeouts = Timeouts()
+    video: VideoConfig = VideoConfig()
+    languages: tuple[str, ...] = LANGUAGES
+    fullscreen: bool = True
+    ui_port: int = 0  # the local page server's port on 127.0.0.1; 0 picks a free one
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def language(self) -> str:
+        """The default language (the first listed)."""
+        return self.languages[0]
+
+
+def config_path(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The file to read: ``--config``, else $EMPFANG_KIOSK_CONFIG, else the default."""
+    env = os.environ if environ is None else environ
+    return Path(cli_path or env.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load_config(path: Path) -> KioskConfig:
+    """Read and validate a TOML file, or raise ConfigError."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        _fail("config", f"{path} does not exist (pass --config or set {ENV_VAR})")
+    except PermissionError:
+        _fail("config", f"{path} is not readable")
+    except tomllib.TOMLDecodeError as exc:
+        _fail("config", f"{path} is not valid TOML: {exc}")
+    config = parse_config(data)
+    if config.ca_file is not None and not Path(config.ca_file).is_file():
+        _fail("ca_file", f"{config.ca_file} does not exist (enroll again, or fix the path)")
+    return config
+
+
+TOP_KEYS = {
+    "hub", "device", "site", "broker", "ca_file", "camera", "languages", "fullscreen",
+    "ui_port", "gpio", "timeouts", "video",
+}  # fmt: skip
+
+
+def parse_config(data: Mapping[str, Any]) -> KioskConfig:
+    """Validate a parsed TOML document, or raise ConfigError naming the first bad field."""
+    _no_unknown(data, TOP_KEYS)
+    if "hub" not in data:
+        _fail("hub", "required: the hub's address, like https://empfang.kreis.example")
+    if "device" not in data:
+        _fail("device", "required: this kiosk's id (run empfang-kiosk enroll)")
+    hub = _hub(data["hub"])
+    device = _slug(data["device"], "device")
+    site = _slug(data.get("site", "default"), "site")
+    broker = BrokerAddress.parse(data["broker"]) if data.get("broker") is not None else None
+    ca_file = data.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
+        _fail("ca_file", "must be the path of a PEM file")
+    camera = CameraConfig.parse(data.get("camera", "synthetic"))
+    languages = _languages(data.get("languages", list(LANGUAGES)))
+    fullscreen = _bool(data.get("fullscreen", True), "fullscreen")
+    ui_port = _int(data.get("ui_port", 0), "ui_port", 0, 65535)
+    gpio = _gpio(_table(data, "gpio") or {})
+    timeouts = _timeouts(_table(data, "timeouts") or {})
+    video = _video(_table(data, "video") or {})
+    return KioskConfig(
+        hub=hub,
+        device=device,
+        site=site,
+        broker=broker,
+        ca_file=ca_file,
+        camera=camera,
+        gpio=gpio,
+        timeouts=timeouts,
+        video=video,
+        languages=languages,
+        fullscreen=fullscreen,
+        ui_port=ui_port,
+    )
+
+
+# --- field checks ---------------------------------------------------------------------
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail(key, "must be a table")
+    return value
+
+
+def _no_unknown(data: Mapping[str, Any], allowed: set[str], prefix: str = "") -> None:
+    for key in data:
+        if key not in allowed:
+            _fail(f"{prefix}{key}", "unknown setting (check the spelling)")
+
+
+def _slug(value: object, field: str) -> str:
+    if not isinstance(value, str) or not is_slug(value):
+        _fail(field, "must be a slug of 1-64 characters a-z, 0-9 and '-'")
+    return value
+
+
+def _bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(field, "must be true or false")
+    return value
+
+
+def _number(value: object, field: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(field, "must be a number")
+    if not low <= value <= high:
+        _fail(field, f"must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def _int(value: object, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(field, "must be a whole number")
+    if not low <= value <= high:
+        _fail(field, f"must be between {low} and {high}")
+    return value
+
+
+def _pin(value: object, field: str) -> Pin:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        _fail(field, "must be a GPIO number like 17 or a name like 'GPIO17' or 'BOARD11'")
+    if isinstance(value, int) and not 0 <= value <= 53:
+        _fail(field, "must be a GPIO number between 0 and 53")
+    if isinstance(value, str) and not value.strip():
+        _fail(field, "must not be empty")
+    return value
+
+
+def _hub(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        _fail("hub", "must be the hub's address, like https://empfang.kreis.example")
+    parts = urlsplit(value)
+    if not parts.hostname:
+        _fail("hub", "must be the hub's address, like https://empfang.kreis.example")
+    return value.rstrip("/")
+
+
+def _languages(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        _fail("languages", f"must be a non-empty list of {', '.join(LANGUAGES)}")
+    for i, item in enumerate(value):
+        if item not in LANGUAGES:
+            _fail(f"languages[{i}]", f"must be one of {', '.join(LANGUAGES)}")
+    if len(set(value)) != len(value):
+        _fail("languages", "lists a language twice")
+    return tuple(value)
+
+
+def _gpio(data: Mapping[str, Any]) -> GpioConfig:
+    _no_unknown(data, {"call_button", "motion_sensor", "status_led", "pull_up"}, "gpio.")
+    pins = {
+        key: None if data.get(key) is None else _pin(data[key], f"gpio.{key}")
+        for key in ("call_button", "motion_sensor", "status_led")
+    }
+    used = [p for p in pins.values() if p is not None]
+    if len(set(used)) != len(used):
+        _fail("gpio", "two parts share a pin")
+    return GpioConfig(**pins, pull_up=_bool(data.get("pull_up", True), "gpio.pull_up"))
+
+
+def _timeouts(data: Mapping[str, Any]) -> Timeouts:
+    allowed = {"inactivity", "goodbye", "dim", "retry_min", "retry_max", "poll"}
+    _no_unknown(data, allowed, "timeouts.")
+    result = Timeouts(
+        inactivity=_number(data.get("inactivity", 90), "timeouts.inactivity", 5, 3600),
+        goodbye=_number(data.get("goodbye", 10), "timeouts.goodbye", 1, 600),
+        dim=_number(data.get("dim", 60), "timeouts.dim", 1, 86400),
+        retry_min=_number(data.get("retry_min", 1), "timeouts.retry_min", 0.1, 600),
+        retry_max=_number(data.get("retry_max", 30), "timeouts.retry_max", 0.1, 3600),
+        poll=_number(data.get("poll", 10), "timeouts.poll", 0.2, 3600),
+    )
+    if result.retry_max < result.retry_min:
+        _fail("timeouts.retry_max", "must not be below timeouts.retry_min")
+    return result
+
+
+def _video(data: Mapping[str, Any]) -> VideoConfig:
+    _no_unknown(data, {"width", "height", "fps"}, "video.")
+    width = _int(data.get("width", 640), "video.width", 160, 1920)
+    height = _int(data.get("height", 480), "video.height", 120, 1080)
+    if width % 2 or height % 2:
+        _fail("video", "width and height must be even")
+    return VideoConfig(width, height, _number(data.get("fps", 15), "video.fps", 1, 30))

@@ -1,0 +1,277 @@
+"""The kiosk's full-screen pywebview window (Qt backend) and its JavaScript bridge.
+
+pywebview must own the main thread: `run_window` opens the window there, the engine runs
+on its own asyncio loop in a thread, and the page reaches the engine through `KioskApi`
+(``window.pywebview.api.<action>(…)``). The page polls ``/state`` from the engine's page
+server and shows the staff's video as MJPEG from the same server (see `kiosk.server`).
+
+Privacy reset of the web view (`WindowUi.reset`):
+- pywebview runs in private mode (an off-the-record QtWebEngine profile): cookies, web
+  storage and the HTTP cache live in memory only and never reach the memory card;
+- ``localStorage``/``sessionStorage`` and Cache Storage are cleared by script, cookies with
+  ``window.clear_cookies()``; every response of the page server says ``no-store``, so the
+  video frames and pages are not cached in the first place;
+- the page is replaced by a blank page and then loaded afresh, which drops every bit of
+  in-page state (the engine drops its own: ticket, call, pictures).
+
+With ``EMPFANG_KIOSK_TEST_HOOKS=1`` the page server also answers ``/test/click?selector=``
+(a real DOM click on a button, whose handler calls the bridge), ``/test/storage`` and
+``/test/eval?js=``: for the end-to-end test only, never set on a kiosk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kiosk.engine import Engine
+
+log = logging.getLogger(__name__)
+
+TEST_HOOKS_ENV = "EMPFANG_KIOSK_TEST_HOOKS"
+CLEAR_STORAGE_JS = """
+(function () {
+  try { localStorage.clear(); } catch (e) {}
+  try { sessionStorage.clear(); } catch (e) {}
+  try { if (window.caches) caches.keys().then(function (ks) { ks.forEach(function (k) { caches.delete(k); }); }); } catch (e) {}
+  return true;
+})()
+"""  # noqa: E501
+STORAGE_JS = """
+(function () {
+  var n = function (s) { try { return s.length; } catch (e) { return -1; } };
+  return JSON.stringify({local: n(localStorage), session: n(sessionStorage), cookie: document.cookie});
+})()
+"""  # noqa: E501
+
+
+class KioskApi:
+    """The page's bridge: each method is one flow action and returns the new view."""
+
+    def __init__(self, act: Callable[..., dict[str, Any]]) -> None:
+        self._act = act
+
+    def start(self, language: str | None = None) -> dict[str, Any]:
+        """Begin a visit in `language` (the attract screen's language buttons)."""
+        return self._act("start", language)
+
+    def set_language(self, language: str) -> dict[str, Any]:
+        """Switch the language."""
+        return self._act("set_language", language)
+
+    def choose_category(self, category: str) -> dict[str, Any]:
+        """The concern."""
+        return self._act("choose_category", str(category))
+
+    def set_name(self, name: str) -> dict[str, Any]:
+        """The optional name or alias."""
+        return self._act("set_name", str(name))
+
+    def take_ticket(self) -> dict[str, Any]:
+        """Queue up."""
+        return self._act("take_ticket")
+
+    def back(self) -> dict[str, Any]:
+        """One screen back."""
+        return self._act("back")
+
+    def cancel(self) -> dict[str, Any]:
+        """Leave (the ticket goes back; privacy reset)."""
+        return self._act("cancel")
+
+    def end_call(self) -> dict[str, Any]:
+        """End the call."""
+        return self._act("end_call")
+
+    def touch(self) -> dict[str, Any]:
+        """A touch anywhere (keeps the visit alive, wakes the screen)."""
+        return self._act("touch")
+
+
+class WindowUi:
+    """The engine's handle on the window (called from worker threads)."""
+
+    def __init__(
+        self, window: Any, page_url: str, on_gui: Callable[[Callable[[], None]], None]
+    ) -> None:
+        self.window = window
+        self.page_url = page_url
+        self.resets = 0
+        self._on_gui = on_gui
+
+    def _clear_profile(self) -> None:
+        """Cookies, HTTP cache and visited links of the (off-the-record) profile."""
+        profile = getattr(self.window.native, "profile", None)
+        if profile is None:
+            log.warning("no web profile to clear")
+            return
+        profile.cookieStore().deleteAllCookies()
+        profile.clearHttpCache()
+        profile.clearAllVisitedLinks()
+
+    def reset(self) -> None:
+        """Cookies, storage and caches cleared; a blank page, then a fresh one."""
+        try:
+            self.window.evaluate_js(CLEAR_STORAGE_JS)
+        except Exception:
+            log.exception("could not clear the page's storage")
+        # pywebview's clear_cookies() touches Qt from the calling thread (and crashes the
+        # process from a worker thread): the profile is cleared on the GUI thread instead.
+        self._on_gui(self._clear_profile)
+        self.window.load_url(self.page_url + "blank.html")
+        if not self.window.events.loaded.wait(10):  # a second load at once would abort it
+            log.warning("the blank page did not load")
+        self.window.load_url(self.page_url)
+        self.resets += 1
+
+    def reload(self) -> None:
+        """Load the page again."""
+        self.window.load_url(self.page_url)
+
+    def storage(self) -> dict[str, Any]:
+        """What the web view holds now (for the test hook)."""
+        raw = self.window.evaluate_js(STORAGE_JS)
+        held = json.loads(raw) if isinstance(raw, str) else {}
+        held["cookies"] = len(getattr(self.window.native, "cookies", {}) or {})
+        held["resets"] = self.resets
+        return held
+
+
+def gui_caller() -> Callable[[Callable[[], None]], None]:
+    """A function that runs a callable on Qt's GUI (main) thread and waits for it.
+
+    Make it on the main thread before the GUI loop starts; it works once the loop runs.
+    """
+    from PyQt6.QtCore import QObject, Qt, pyqtSignal
+
+    class GuiCaller(QObject):
+        call = pyqtSignal(object)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.call.connect(self._run, Qt.ConnectionType.QueuedConnection)
+
+        def _run(self, job: Any) -> None:
+            action, done, failure = job
+            try:
+                action()
+            except Exception as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+    caller = GuiCaller()
+
+    def on_gui(action: Callable[[], None], timeout: float = 10.0) -> None:
+        done: threading.Event = threading.Event()
+        failure: list[Exception] = []
+        caller.call.emit((action, done, failure))
+        if not done.wait(timeout):
+            raise TimeoutError("the GUI thread did not answer")
+        if failure:
+            raise failure[0]
+
+    on_gui.keep = caller  # type: ignore[attr-defined]  # the QObject must live on
+    return on_gui
+
+
+def _fill_screen(webview: Any, window: Any) -> None:
+    """Cover the first screen even without a window manager."""
+    try:
+        screen = webview.screens[0]
+        if (window.width, window.height) != (screen.width, screen.height):
+            window.move(0, 0)
+            window.resize(screen.width, screen.height)
+    except Exception:
+        log.exception("could not size the window to the screen")
+
+
+def _test_routes(engine: Engine, ui: WindowUi) -> dict[str, Any]:
+    async def click(query: dict[str, str]) -> Any:
+        selector = json.dumps(query.get("selector", ""))
+        script = (
+            f"(function(){{var b=document.querySelector({selector});"
+            "if(!b||b.disabled)return false;b.click();return true;})()"
+        )
+        return {"clicked": await asyncio.to_thread(ui.window.evaluate_js, script)}
+
+    async def storage(_query: dict[str, str]) -> Any:
+        return await asyncio.to_thread(ui.storage)
+
+    async def evaluate(query: dict[str, str]) -> Any:
+        return {"value": await asyncio.to_thread(ui.window.evaluate_js, query.get("js", "null"))}
+
+    return {"/test/click": click, "/test/storage": storage, "/test/eval": evaluate}
+
+
+def run_window(engine: Engine, wait_stop: Callable[[threading.Event], int]) -> int:
+    """Run the engine in a thread and the window on this (main) thread until a stop.
+
+    ``wait_stop(failed)`` blocks in pywebview's worker thread until a stop signal (0) or
+    until `failed` is set (1). Returns the exit code.
+    """
+    import webview  # only the windowed kiosk pays for Qt
+
+    started = threading.Event()
+    failed = threading.Event()
+    urls: list[str] = []
+
+    def ready(url: str) -> None:
+        urls.append(url)
+        started.set()
+
+    def engine_thread() -> None:
+        try:
+            asyncio.run(engine.run(ready))
+        except Exception:
+            log.exception("the kiosk engine failed")
+            failed.set()
+            started.set()
+
+    worker = threading.Thread(target=engine_thread, name="kiosk-engine", daemon=True)
+    worker.start()
+    if not started.wait(30) or not urls:
+        log.error("the kiosk engine did not start")
+        engine.stop()
+        return 1
+    page_url = urls[0] + "/"
+    window = webview.create_window(
+        "empfang kiosk",
+        url=page_url,
+        js_api=KioskApi(engine.act_threadsafe),
+        fullscreen=engine.config.fullscreen,
+        x=0,
+        y=0,
+        width=1280,
+        height=800,
+        background_color="#FFFFFF",
+        text_select=False,
+        zoomable=False,
+        confirm_close=False,
+    )
+    if window is None:
+        raise RuntimeError("pywebview did not create a window")
+    ui = WindowUi(window, page_url, gui_caller())
+    engine.ui = ui
+    if os.environ.get(TEST_HOOKS_ENV) == "1":
+        log.warning("test hooks are on (%s=1): never on a real kiosk", TEST_HOOKS_ENV)
+        assert engine.server is not None
+        engine.server.add_routes(_test_routes(engine, ui))
+    result = {"code": 1}
+
+    def wait_then_close() -> None:
+        if engine.config.fullscreen:
+            _fill_screen(webview, window)
+        result["code"] = wait_stop(failed)
+        engine.stop()
+        window.destroy()
+
+    webview.start(wait_then_close, gui="qt", private_mode=True)
+    engine.stop()
+    worker.join(timeout=15)
+    return result["code"]

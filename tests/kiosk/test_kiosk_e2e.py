@@ -1,0 +1,282 @@
+"""The kiosk end to end: its own process with the Qt window under Xvfb, a real hub, Mosquitto
+and a staff member in Chromium.
+
+A scripted touch flow (real DOM clicks in the kiosk's web view, whose handlers call the
+pywebview bridge) takes a ticket; staff admit it and see the kiosk's synthetic camera; the
+kiosk counts staff frames; staff end the visit: goodbye, then the privacy reset. Then the
+hub goes away (out-of-service) and comes back on the same address (recovery without a
+restart). A screenshot of every screen is saved to shots/ and checked for its key text.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from hub.runtime import HubRuntime
+from tests.conftest import add_user
+from tests.support.browser import browser_context, launch_chromium, log_in_page
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import Watcher
+from tests.support.net import free_port
+from tests.support.reception import join_queues, setup_reception
+from tests.support.xvfb import Xvfb
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "shots"
+DEVICE = "kiosk-rathaus"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class HubServer:
+    """The hub app over real HTTP on a fixed port, so it can stop and come back."""
+
+    def __init__(self, app: Flask, port: int) -> None:
+        self.app, self.port = app, port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HubServer:
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            assert self._thread is not None
+            self._thread.join(timeout=10)
+            self._server = None
+
+
+def _until(check: Callable[[], T | None], seconds: float, what: str) -> T:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.1)
+
+
+class KioskProcess:
+    """`python -m kiosk.cli run --config …` under Xvfb, with the test hooks on."""
+
+    def __init__(self, tmp: Path, hub_url: str, broker_url: str, xvfb: Xvfb) -> None:
+        self.port = free_port()
+        self.config = tmp / "kiosk.toml"
+        self.config.write_text(
+            f'hub = "{hub_url}"\ndevice = "{DEVICE}"\nbroker = "{broker_url}"\n'
+            f'camera = "synthetic"\nui_port = {self.port}\n'
+            "[timeouts]\ngoodbye = 4\npoll = 0.5\nretry_min = 0.5\nretry_max = 2\n"
+        )
+        self.log = tmp / "kiosk.log"
+        env = {
+            **xvfb.env(),
+            "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox",
+            "EMPFANG_KIOSK_TEST_HOOKS": "1",
+            "PYTHONUNBUFFERED": "1",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kiosk.cli", "run", "--config", str(self.config)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+            return json.load(r)
+
+    def status(self) -> dict[str, Any]:
+        return self.get("/status")
+
+    def js(self, script: str) -> Any:
+        return self.get("/test/eval?" + urllib.parse.urlencode({"js": script}))["value"]
+
+    def click(self, selector: str) -> None:
+        query = urllib.parse.urlencode({"selector": selector})
+        assert self.get(f"/test/click?{query}")["clicked"] is True, selector
+
+    def page_screen(self) -> str | None:
+        return self.js("document.body.dataset.screen || null")
+
+    def text(self) -> str:
+        return str(self.js("document.body.innerText"))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def _shot(xvfb: Xvfb, kiosk: KioskProcess, name: str, *texts: str) -> None:
+    """Screenshot of the screen, checked for its key texts (in the page as shown)."""
+    time.sleep(0.6)  # let the page paint
+    xvfb.screenshot(SHOTS / f"kiosk-{name}.png")
+    shown = kiosk.text()
+    for text in texts:
+        assert text in shown, f"{name}: {text!r} not in {shown!r}"
+
+
+def _wait_screen(kiosk: KioskProcess, screen: str, seconds: float = 15) -> None:
+    _until(
+        lambda: kiosk.page_screen() == screen and kiosk.status()["screen"] == screen,
+        seconds,
+        f"the kiosk's {screen} screen; log:\n{kiosk.log_text()[-3000:]}",
+    )
+
+
+def test_a_walk_in_citizen_is_served_at_the_kiosk(
+    browser: Browser, app: Flask, runtime: HubRuntime, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    setup_reception(runtime)
+    staff = add_user(runtime, "erika")
+    join_queues(runtime, "erika", "sozialamt")
+    hub = HubServer(app, free_port()).start()
+    xvfb = Xvfb(tmp_path / "xvfb.log").start()
+    kiosk: KioskProcess | None = None
+    state_topic = f"empfang/v1/default/devices/{DEVICE}/state"
+    try:
+        with Watcher(mosquitto.url, state_topic) as health:
+            kiosk = KioskProcess(tmp_path, hub.url, mosquitto.url, xvfb)
+            _wait_screen(kiosk, "attract", 60)
+            online = health.wait(lambda m: json.loads(m.payload)["state"] == "online", 15)
+            assert json.loads(online.payload)["kind"] == "kiosk"
+            _until(lambda: kiosk.js("document.getElementById('hub-figures').textContent"),
+                   10, "the hub's figures")  # fmt: skip
+            _shot(xvfb, kiosk, "1-attract", "Willkommen im Rathaus", "Deutsch", "English")
+
+            # The citizen's touches, through the page and its bridge.
+            kiosk.click("#lang-de")
+            _wait_screen(kiosk, "concern")
+            _until(lambda: kiosk.js("!!document.getElementById('category-wohngeld')"), 10,
+                   "the categories")  # fmt: skip
+            _shot(xvfb, kiosk, "2-concern", "Worum geht es?", "Wohngeld", "Ausweis")
+            kiosk.click("#category-wohngeld")
+            _wait_screen(kiosk, "name")
+            for key in "ADA":
+                kiosk.click(f"#key-{key}")
+            _until(lambda: kiosk.js("document.getElementById('name-field').textContent")
+                   == "Ada", 5, "the typed name")  # fmt: skip
+            _shot(xvfb, kiosk, "3-name", "Wie dürfen wir Sie ansprechen?", "Wartenummer ziehen")
+            kiosk.click("#take-ticket")
+            _wait_screen(kiosk, "waiting")
+            _shot(xvfb, kiosk, "4-waiting", "Bitte warten Sie einen Moment", "Abbrechen")
+
+            with browser_context(browser) as staff_ctx:
+                desk = staff_ctx.new_page()
+                log_in_page(desk, hub.url, staff.username, staff.password)
+                queue = desk.request.get(f"{hub.url}/api/v1/queue").json()
+                sources = json.dumps(queue)
+                assert f'"source": "{DEVICE}"' in sources, sources
+                desk.goto(f"{hub.url}/staff/queue")
+                expect(desk.get_by_text("Ada")).to_be_visible()
+                admitted_at = time.monotonic()
+                with staff_ctx.expect_page() as call_page_info:
+                    desk.get_by_role("button", name="Einlassen").click()
+                call = call_page_info.value
+                call.wait_for_url("**/call/p-*", timeout=10000)
+
+                # Staff see the kiosk's camera, playing.
+                call.wait_for_function(
+                    "() => [...document.querySelectorAll('video[data-participant]')]"
+                    ".some((v) => v.videoWidth === 640)",
+                    timeout=20000,
+                )
+                _wait_screen(kiosk, "call")
+                # The kiosk counts staff frames and shows them in its window.
+                media = _until(
+                    lambda: (m := kiosk.status()["media"])["frames_received"] > 30 and m,
+                    20,
+                    "frames from staff",
+                )
+                first_frame = time.monotonic() - admitted_at
+                assert media["connection"] == "connected"
+                _until(lambda: kiosk.js("document.getElementById('remote-video').naturalWidth")
+                       > 0, 10, "the staff video in the kiosk window")  # fmt: skip
+                _shot(xvfb, kiosk, "5-call", "Gespräch beenden")
+                assert "frames from staff" in kiosk.log_text()
+                print(f"admit to first staff frame (upper bound): {first_frame:.2f} s; {media}")
+
+                # Staff end the visit: goodbye, then the privacy reset.
+                desk.goto(f"{hub.url}/staff/queue")
+                # The live queue redraws its list: retry until the click lands.
+                desk.get_by_role("button", name="Besuch beenden").click(timeout=15000)
+                _wait_screen(kiosk, "goodbye")
+                _shot(xvfb, kiosk, "6-goodbye", "Vielen Dank und auf Wiedersehen!")
+                assert kiosk.js("sessionStorage.getItem('kiosk.language')") == "de"
+                _wait_screen(kiosk, "attract", 20)
+                stored = _until(lambda: (s := kiosk.get("/test/storage"))["resets"] >= 1 and s,
+                                10, "the privacy reset")  # fmt: skip
+                assert (stored["local"], stored["session"], stored["cookies"]) == (0, 0, 0)
+                assert kiosk.js("sessionStorage.getItem('kiosk.language')") is None
+                status = kiosk.status()
+                assert status["has_ticket"] is False
+                assert status["media"]["frames_received"] == 0
+                state = kiosk.get("/state")
+                assert (state["name"], state["category"]) == ("", None)
+
+            # The hub goes away: out-of-service; it comes back: the kiosk recovers.
+            hub.stop()
+            _wait_screen(kiosk, "out-of-service", 20)
+            _shot(xvfb, kiosk, "7-out-of-service", "Zurzeit außer Betrieb")
+            hub.start()
+            _wait_screen(kiosk, "attract", 20)
+            _shot(xvfb, kiosk, "8-recovered", "Willkommen im Rathaus")
+            assert kiosk.proc.poll() is None
+
+            assert kiosk.stop() == 0
+            kiosk = None
+            health.wait(lambda m: json.loads(m.payload)["state"] == "offline", 10)
+    finally:
+        if kiosk is not None:
+            kiosk.stop()
+            print(kiosk.log_text()[-5000:])
+        xvfb.stop()
+        hub.stop()
