@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 import click
 
 from hub.config import ConfigError, Settings, ensure_secret_key, load_settings
-from hub.db import session_scope, upgrade
 
 
 def _settings() -> Settings:
@@ -27,10 +30,26 @@ def main() -> None:
     )
 
 
+def _upgrade_in_child() -> None:
+    """Migrate in a separate process: the serving master then never loads Flask, SQLAlchemy
+    or Alembic, and stays small (it only forks the workers)."""
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "db", "upgrade"], check=False)
+    if done.returncode != 0:
+        raise click.ClickException("the database upgrade failed (see above)")
+
+
+def _factory(settings: Settings) -> Callable[[], Any]:
+    def build() -> Any:
+        from hub.app import create_app  # in the worker, after the fork
+
+        return create_app(settings)
+
+    return build
+
+
 def _serve(
     settings: Settings, host: str, port: int, workers: int, threads: int, banner: list[str]
 ) -> None:
-    from hub.app import create_app
     from hub.server import serve
 
     with ExitStack() as stack:
@@ -54,7 +73,7 @@ def _serve(
             f"  Citizens: http://{shown}:{port}/empfang/  Staff: http://{shown}:{port}/staff/login"
         )
         sys.stdout.flush()
-        serve(lambda: create_app(settings), host, port, workers, threads)
+        serve(_factory(settings), host, port, workers, threads)
 
 
 def _server_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -73,7 +92,7 @@ def _server_options(func: click.decorators.FC) -> click.decorators.FC:
 def run(host: str, port: int, workers: int, threads: int) -> None:
     """Upgrade the database, then serve the hub."""
     settings = _settings()
-    upgrade(settings.database_url)
+    _upgrade_in_child()
     _serve(settings, host, port, workers, threads, [])
 
 
@@ -81,24 +100,36 @@ def run(host: str, port: int, workers: int, threads: int) -> None:
 @_server_options
 def demo(host: str, port: int, workers: int, threads: int) -> None:
     """Like run, with demo rooms and logins on an empty database."""
+    settings = _settings()
+    _upgrade_in_child()
+    seeded, logins = _seed_in_child()
+    banner = ["Demo data created." if seeded else "Demo data exists already (kept)."]
+    banner += [
+        f"  {'Admin' if is_admin else 'Staff'} login: {username} / {password}"
+        for username, password, is_admin in logins
+    ]
+    _serve(settings, host, port, workers, threads, banner)
+
+
+def _seed_in_child() -> tuple[bool, list[Any]]:
+    """Seed the demo data in a child process (keeps the serving master small)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_seed)
+
+
+def _seed() -> tuple[bool, list[Any]]:
+    from hub.db import session_scope
     from hub.demo import demo_logins, seed
     from hub.runtime import HubRuntime
 
-    settings = _settings()
-    upgrade(settings.database_url)
-    runtime = HubRuntime(settings)  # not started: seeding needs no broker
+    runtime = HubRuntime(_settings())  # not started: seeding needs no broker
     try:
         with session_scope(runtime.sessions) as db:
             seeded = seed(runtime, db)
-            logins = demo_logins(runtime, db)
+            # Plain tuples: unpickling project classes would load Flask into the master.
+            return seeded, [(x.username, x.password, x.is_admin) for x in demo_logins(runtime, db)]
     finally:
         runtime.close()
-    banner = ["Demo data created." if seeded else "Demo data exists already (kept)."]
-    banner += [
-        f"  {'Admin' if login.is_admin else 'Staff'} login: {login.username} / {login.password}"
-        for login in logins
-    ]
-    _serve(settings, host, port, workers, threads, banner)
 
 
 @main.group()
@@ -109,6 +140,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply all database migrations."""
+    from hub.db import upgrade
+
     settings = _settings()
     upgrade(settings.database_url)
     click.echo("Database is up to date.")
@@ -121,6 +154,7 @@ def db_upgrade() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_user(username: str, display_name: str, admin: bool, password_stdin: bool) -> None:
     """Create a staff account and print its password (generated unless given)."""
+    from hub.db import session_scope, upgrade
     from hub.errors import ServiceError
     from hub.runtime import HubRuntime
 
@@ -140,3 +174,7 @@ def create_user(username: str, display_name: str, admin: bool, password_stdin: b
     click.echo(f"Created {'admin' if admin else 'staff'} account {created.user.username}.")
     if not password_stdin:
         click.echo(f"Password: {created.password}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 
 class HubServer(BaseApplication):
     """Gunicorn application whose workers each build their own hub app."""
 
-    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+    def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
         self._factory = factory
         self._options = options
         super().__init__()
@@ -23,18 +22,19 @@ class HubServer(BaseApplication):
             self.cfg.set(key, value)
         self.cfg.set("worker_exit", _close_worker_app)
 
-    def load(self) -> Flask:
+    def load(self) -> Any:
         """Build the app inside the worker (after fork: threads and sockets are its own)."""
         return self._factory()
 
 
 def _close_worker_app(_server: Any, worker: Any) -> None:
-    app = getattr(worker, "wsgi", None)
-    if isinstance(app, Flask) and "empfang" in app.extensions:
-        app.extensions["empfang"].close()
+    # Duck-typed, so the master never has to import Flask.
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("empfang")
+    if runtime is not None:
+        runtime.close()
 
 
-def serve(factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:
+def serve(factory: Callable[[], Any], host: str, port: int, workers: int, threads: int) -> None:
     """Run gunicorn in the foreground until SIGTERM or SIGINT."""
     HubServer(
         factory,

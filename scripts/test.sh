@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 
-apt_install mosquitto mosquitto-clients chromium xvfb imagemagick postgresql \
+apt_install mosquitto mosquitto-clients chromium xvfb imagemagick postgresql debootstrap \
+  sqlite3 fonts-dejavu-core \
   libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libegl1 \
   libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libasound2
