@@ -49,6 +49,10 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     runtime = HubRuntime(settings, clock)
     app.extensions["empfang"] = runtime
+    from hub.blueprints.calls import allow_large_uploads
+
+    app.before_request(allow_large_uploads)  # must run before the CSRF check reads the body
+    app.before_request(_no_socket_compression)
     csrf = CSRFProtect(app)
     db.init_app(app)
     i18n.init_app(app)
@@ -137,6 +141,13 @@ def format_local(dt: datetime, runtime: HubRuntime) -> str:
     local = dt.astimezone(runtime.settings.zone)
     today = runtime.clock.now().astimezone(runtime.settings.zone).date()
     return local.strftime("%H:%M") if local.date() == today else local.strftime("%d.%m. %H:%M")
+
+
+def _no_socket_compression() -> None:
+    # permessage-deflate keeps a compressor per connection (about 190 MB for 1,000 waiting
+    # citizens) for messages of a few hundred bytes: not worth it.
+    if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 def close_app(app: Flask) -> None:

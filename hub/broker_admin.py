@@ -270,8 +270,10 @@ class DynsecAdmin:
     ) -> list[dict[str, Any]]:
         """Send `commands` as one batch; their answers in the same order."""
         limit = self.timeout if timeout is None else timeout
-        if not self._ready.wait(limit):
-            raise BrokerAdminError("the broker is not reachable for the hub's admin login")
+        deadline = time.monotonic() + limit
+        while not self._ready.wait(min(0.1, max(deadline - time.monotonic(), 0))):
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                raise BrokerAdminError("the broker is not reachable for the hub's admin login")
         refs = [f"empfang-{uuid.uuid4().hex}" for _ in commands]
         batch = [{**cmd, "correlationData": ref} for cmd, ref in zip(commands, refs, strict=True)]
         with self._cond:
@@ -281,7 +283,7 @@ class DynsecAdmin:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 reason = mqtt.error_string(info.rc)
                 raise BrokerAdminError(f"could not send to the broker: {reason}")
-            deadline = time.monotonic() + limit
+            deadline = max(deadline, time.monotonic() + 1.0)  # time for the answer itself
             with self._cond:
                 while not all(ref in self._answers for ref in refs):
                     left = deadline - time.monotonic()

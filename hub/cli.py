@@ -77,9 +77,12 @@ def _serve(
 
 
 def _server_options(func: click.decorators.FC) -> click.decorators.FC:
-    func = click.option("--threads", default=32, show_default=True, help="Threads per worker.")(
-        func
-    )
+    func = click.option(
+        "--threads",
+        default=256,
+        show_default=True,
+        help="Threads per worker; every open live page (board, queue, waiting citizen) holds one.",
+    )(func)
     func = click.option("--workers", default=1, show_default=True, help="Worker processes.")(func)
     func = click.option("--port", default=8080, show_default=True, help="TCP port.")(func)
     return click.option(

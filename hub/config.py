@@ -164,6 +164,11 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("EMPFANG_MQTT_URL: must start with mqtt:// or mqtts://")
     if settings.broker_admin not in ("auto", "dynsec", "none"):
         raise ConfigError("EMPFANG_BROKER_ADMIN: must be auto, dynsec or none")
+    if settings.broker_admin == "dynsec" and not urlsplit(settings.mqtt_url).username:
+        raise ConfigError(
+            "EMPFANG_BROKER_ADMIN: dynsec needs EMPFANG_MQTT_URL with the login of the "
+            "dynamic-security plugin's admin (mqtt://user:password@host:port)"
+        )
     if settings.device_broker_url and not settings.device_broker_url.startswith(
         ("mqtt://", "mqtts://")
     ):

@@ -71,6 +71,11 @@ class LiveFeed:
             with self._lock:
                 self._subscribers.discard(sub)
 
+    def has_subscribers(self, topic: str) -> bool:
+        """Whether anyone in this process listens to `topic`."""
+        with self._lock:
+            return any(topic in s.topics for s in self._subscribers)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._subscribers)

@@ -291,6 +291,8 @@ class Participant(Base):
         ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True
     )
     connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which live channel is current: an old one closing after a reconnect changes nothing.
+    channel: Mapped[str | None] = mapped_column(String(24), nullable=True)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Knocking guests wait here until a host lets them in.
@@ -346,6 +348,8 @@ class Invite(Base):
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
+
+    session: Mapped[CallSession] = relationship()
 
 
 DEVICE_KINDS = ("kiosk", "display", "light")

@@ -183,7 +183,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "description": (
                         "Needs Content-Type application/json (no CSRF token: a cross-site "
                         "form cannot send JSON). `device` marks a kiosk as the ticket's source. "
-                        "Rate-limited per address or device."
+                        "Rate-limited per address."
                     ),
                     "requestBody": {
                         "required": True,
@@ -630,6 +630,10 @@ def _device_schemas() -> dict[str, Any]:
                     },
                 },
                 "ca_cert": {"type": "string", "description": "PEM; empty on a plain-TCP broker"},
+                "device_id": {**_SLUG, "description": "the same as device (for the firmware)"},
+                "username": {"type": "string", "description": "the same as broker.username"},
+                "password": {"type": "string", "description": "the same as broker.password"},
+                "rooms": {"type": "array", "items": _SLUG},
             },
         },
     }

@@ -178,6 +178,8 @@ class HubRuntime:
             self.live.publish(f"call:{event.ref}", {"type": "call", "session": event.ref})
             return
         # Positions are computed once per event here, not once per waiting citizen's page.
+        if not self.live.has_subscribers(QUEUE_TOPIC):
+            return
         with session_scope(self.sessions) as db:
             places = self.reception.places(db)
         self.live.publish(

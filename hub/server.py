@@ -43,6 +43,9 @@ def serve(factory: Callable[[], Any], host: str, port: int, workers: int, thread
             "workers": workers,
             "worker_class": "gthread",
             "threads": threads,
+            # Every open live page holds a connection; gunicorn's default of 1000 would stop
+            # the worker from accepting anything (even a staff member's admit) at that point.
+            "worker_connections": threads + 1000,
             "timeout": 60,
             "graceful_timeout": 10,
             "keepalive": 5,

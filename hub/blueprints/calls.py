@@ -91,7 +91,7 @@ def room(slug: str) -> Any:
     """A permanent room: staff walk in; guests give a name and enter or knock."""
     runtime = _runtime()
     target = _room(slug)
-    if g.user is not None:
+    if g.user is not None and request.method == "POST":
         return remember(runtime.calls.join_room(get_db(), target, user=g.user))
     if request.method == "GET":
         return render_template("calls/enter.html", room=target, error=None, name="")
@@ -171,12 +171,19 @@ def upload(participant: str) -> Any:
 
 
 @bp.before_request
-def _large_uploads_only_here() -> Any:
-    if request.endpoint == "calls.upload":
-        request.max_content_length = 21 * 1024 * 1024
+def _refuse_foreign_live() -> Any:
     if request.endpoint == "calls.live" and not same_origin():
         abort(403)
     return None
+
+
+def allow_large_uploads() -> None:
+    """Documents may be up to 20 MB; everything else keeps the app's 1 MB limit.
+
+    Registered before CSRF protection, which reads (and so limits) the body first.
+    """
+    if request.endpoint == "calls.upload":
+        request.max_content_length = 21 * 1024 * 1024
 
 
 @bp.get("/call/<participant>/documents/<document>")
@@ -191,6 +198,14 @@ def download(participant: str, document: str) -> Any:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.delete("/call/<participant>/invites/<int:invite_id>")
+def revoke_invite(participant: str, invite_id: int) -> Any:
+    """Withdraw an invitation link (staff)."""
+    me = _participant(participant)
+    _runtime().calls.revoke(get_db(), me, invite_id)
+    return "", 204
 
 
 @bp.post("/call/<participant>/invites")
@@ -372,7 +387,7 @@ def live(ws: Any, participant: str) -> None:
     with runtime.live.subscribe(f"call:{session_id}", f"participant:{participant}") as inbox:
         with session_scope(runtime.sessions) as db:
             me = runtime.calls.authenticate(db, participant, key)
-            runtime.calls.connected(db, me)
+            channel = runtime.calls.connected(db, me)
         first = call_state(runtime, participant)
         first["ice_servers"] = runtime.turn.ice_servers(participant)
         ws.send(json.dumps(first))
@@ -386,7 +401,7 @@ def live(ws: Any, participant: str) -> None:
             with session_scope(runtime.sessions) as db:
                 gone = db.scalar(select(Participant).where(Participant.public_id == participant))
                 if gone is not None:
-                    runtime.calls.disconnected(db, gone)
+                    runtime.calls.disconnected(db, gone, channel)
 
 
 def _pump(ws: Any, runtime: HubRuntime, participant: str, inbox: Subscription) -> None:

@@ -165,6 +165,18 @@ def _kind_names() -> dict[str, str]:
     return {"kiosk": _("Kiosk"), "display": _("Türanzeige"), "light": _("Statuslicht")}
 
 
+def _form_error(exc: ServiceError) -> str:
+    """The admin page's reason for a refused device form, in the page's language."""
+    labels = {"location": _("Standort"), "id": _("Kennung")}
+    if exc.field == "rooms" and "reception" in exc.message:
+        return _("Ein Kiosk gehört zu genau einem Empfangsraum.")
+    if exc.field == "rooms":
+        return _("Bitte wählen Sie bei „%(field)s“ einen Eintrag aus der Liste.", field=_("Räume"))
+    if exc.field in labels:  # the shared wording, with this page's field names
+        return admin_error(ServiceError(exc.message, labels[exc.field]))
+    return admin_error(exc)
+
+
 def _fleet(error: str = "", form: dict[str, Any] | None = None, status: int = 200) -> Any:
     runtime = _runtime()
     kind = request.args.get("kind") or ""
@@ -189,18 +201,23 @@ def _fleet(error: str = "", form: dict[str, Any] | None = None, status: int = 20
 
 
 def _code_page(new: NewCode, created: bool) -> Any:
-    command = {
-        "display": "empfang-display",
-        "kiosk": "empfang-kiosk",
-        "light": "empfang-firmware",
-    }[new.device.kind]
+    hub = _hub_url()
+    if new.device.kind == "light":
+        # The light's provisioning (firmware/provision.py) reads this answer as credentials.
+        body = json.dumps({"code": new.code, "kind": "light"})
+        command = (
+            f"curl -sf -X POST {hub}/api/v1/devices/enroll -H 'Content-Type: application/json' "
+            f"-d '{body}' -o enrolled.json"
+        )
+    else:
+        command = f"empfang-{new.device.kind} enroll --hub {hub} --code {new.code}"
     return render_template(
         "devices/code.html",
         device=new.device,
         code=new.code,
         expires=new.expires,
         qr=_qr_svg(new),
-        command=f"{command} enroll --hub {_hub_url()} --code {new.code}",
+        command=command,
         created=created,
         kinds=_kind_names(),
     )
@@ -223,7 +240,7 @@ def create() -> Any:
         new = _runtime().devices.create(get_db(), data)
     except ServiceError as exc:
         get_db().rollback()
-        return _fleet(admin_error(exc), {**form, "rooms": data["rooms"]}, exc.status)
+        return _fleet(_form_error(exc), {**form, "rooms": data["rooms"]}, exc.status)
     return _code_page(new, created=True)
 
 
@@ -235,7 +252,7 @@ def set_rooms(device_id: str) -> Any:
         _runtime().devices.set_rooms(get_db(), device_id, request.form.getlist("rooms"))
     except ServiceError as exc:
         get_db().rollback()
-        return _fleet(admin_error(exc), status=exc.status)
+        return _fleet(_form_error(exc), status=exc.status)
     flash(_("Räume von %(id)s gespeichert.", id=device_id))
     return redirect(url_for("devices.fleet", **request.args))
 

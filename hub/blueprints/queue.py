@@ -151,18 +151,28 @@ def act(public_id: str, action: str) -> Any:
 def queue_error(exc: ServiceError) -> str:
     """A staff-facing explanation of a refused queue action, in the page's language."""
     by_field = {
-        "room": _("Der gewählte Raum ist nicht frei (geschlossen, belegt oder „Bitte nicht "
-                  "stören“). Bitte wählen Sie einen anderen Raum."),
-        "ticket": _("Dieser Besuch hat sich inzwischen geändert (eingelassen, weitergeleitet "
-                    "oder beendet). Die Liste ist aktualisiert."),
-        "target": _("Bitte wählen Sie entweder einen Fachbereich oder eine Kollegin bzw. "
-                    "einen Kollegen."),
+        "room": _(
+            "Der gewählte Raum ist nicht frei (geschlossen, belegt oder „Bitte nicht "
+            "stören“). Bitte wählen Sie einen anderen Raum."
+        ),
+        "ticket": _(
+            "Dieser Besuch hat sich inzwischen geändert (eingelassen, weitergeleitet "
+            "oder beendet). Die Liste ist aktualisiert."
+        ),
+        "target": _(
+            "Bitte wählen Sie entweder einen Fachbereich oder eine Kollegin bzw. einen Kollegen."
+        ),
         "department": _("Diesen Fachbereich gibt es nicht."),
         "colleague": _("Diese Kollegin oder diesen Kollegen gibt es nicht."),
         "note": _("Die Notiz ist zu lang (höchstens 500 Zeichen)."),
         "text": _("Die Nachricht ist leer oder zu lang (höchstens 300 Zeichen)."),
         "outcome": _("Bitte wählen Sie ein Ergebnis."),
     }
+    if exc.status == 403:
+        return _(
+            "Diese Aktion steht Ihnen für diesen Besuch nicht zu (andere Warteschlange "
+            "oder eine Kollegin bzw. ein Kollege betreut ihn)."
+        )
     return by_field.get(exc.field or "", _("Die Aktion war nicht möglich."))
 
 

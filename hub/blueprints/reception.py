@@ -230,6 +230,8 @@ def _refuse_input(ws: Any) -> bool:
 def _next_view(
     runtime: HubRuntime, token: str, public_id: str, last: dict[str, Any], event: dict[str, Any]
 ) -> dict[str, Any] | None:
+    if event is not RESYNC and event.get("ref") != public_id and last["status"] != "waiting":
+        return None  # a citizen in service or done: other tickets' moves change nothing here
     if event is not RESYNC and event.get("ref") != public_id and last["status"] == "waiting":
         position, estimate = event["places"].get(public_id, (None, None))
         if position is None:

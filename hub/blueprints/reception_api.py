@@ -65,7 +65,8 @@ def create_ticket() -> Any:
         consent=data.get("consent"),
         language=data.get("language", "de"),
         source=source,
-        rate_key=f"device:{source}" if device is not None else f"addr:{client_address()}",
+        # Always by address: a made-up device id must not lift the limit.
+        rate_key=f"addr:{client_address()}",
     )
     view = ticket_view(runtime.reception, get_db(), new.ticket)
     return jsonify(token=new.token, **view), 201

@@ -173,6 +173,12 @@ class CallService:
         ticket: Ticket | None = None,
         admitted: bool = True,
     ) -> Credentials:
+        for old in session.participants:  # a reload or a second tab replaces the old seat
+            same = (user is not None and old.user_id == user.id) or (
+                ticket is not None and old.ticket_id == ticket.id
+            )
+            if same and not old.left_at:
+                old.left_at, old.connected = self.clock.now(), False
         present = [p for p in session.participants if not p.left_at]
         if len(present) >= MAX_PARTICIPANTS:
             raise Conflict(f"a call holds at most {MAX_PARTICIPANTS} participants", "session")
@@ -208,9 +214,6 @@ class CallService:
         if ticket.status != "serving" or ticket.room is None:
             raise Conflict("you are not admitted yet", "ticket")
         session = self.ticket_session(db, ticket)
-        for old in session.participants:  # a reload replaces the citizen's old seat
-            if old.ticket_id == ticket.id and not old.left_at:
-                old.left_at, old.connected = self.clock.now(), False
         return self._add(db, session, "guest", ticket.name or "Gast", ticket=ticket)
 
     def ticket_session(self, db: Session, ticket: Ticket) -> CallSession:
@@ -261,11 +264,13 @@ class CallService:
         return self._add(db, invite.session, "external", clean)
 
     # ---- presence -------------------------------------------------------------
-    def connected(self, db: Session, participant: Participant) -> None:
-        """The participant's live channel opened (again)."""
+    def connected(self, db: Session, participant: Participant) -> str:
+        """The participant's live channel opened (again); returns that channel's id."""
+        participant.channel = secrets.token_hex(8)
         participant.connected, participant.last_seen = True, self.clock.now()
         db.commit()
         self._changed(db, participant.session)
+        return str(participant.channel)
 
     def heartbeat(self, db: Session, participant: Participant) -> None:
         """The participant is still there."""
@@ -285,10 +290,12 @@ class CallService:
             return
         self._changed(db, session)
 
-    def disconnected(self, db: Session, participant: Participant) -> None:
+    def disconnected(self, db: Session, participant: Participant, channel: str) -> None:
         """The live channel closed: out of the room at once, but a reload may come back."""
         if participant.left_at is not None or not participant.connected:
             return
+        if participant.channel != channel:
+            return  # a newer channel of the same participant is open
         participant.connected, participant.last_seen = False, self.clock.now()
         db.commit()
         self._changed(db, participant.session)
@@ -350,7 +357,10 @@ class CallService:
             if room.kind == "reception" or not room.enabled:
                 raise Conflict("this room cannot take a conversation", "room")
             other = self.room_session(db, room)
-            if other is not None or room.dnd:
+            serving = db.scalar(
+                select(Ticket.id).where(Ticket.status == "serving", Ticket.room_id == room.id)
+            )
+            if other is not None or room.dnd or serving is not None:
                 raise Conflict("the room is in use", "room")
         old = session.room.slug if session.room else None
         session.room_id, session.private = room.id, True

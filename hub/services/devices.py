@@ -166,6 +166,11 @@ class Enrollment:
                 "password": self.password,
             },
             "ca_cert": self.ca_cert,
+            # The flat form that firmware/provision.py reads for a status light.
+            "device_id": self.device.public_id,
+            "username": self.username,
+            "password": self.password,
+            "rooms": device_rooms(self.device),
         }
 
 

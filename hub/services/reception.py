@@ -19,7 +19,18 @@ from sqlalchemy.orm import Session, selectinload
 from hub import validation
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
-from hub.models import OUTCOMES, Category, Department, RateEvent, Room, Ticket, TicketMessage, User
+from hub.models import (
+    OUTCOMES,
+    CallSession,
+    Category,
+    Department,
+    Participant,
+    RateEvent,
+    Room,
+    Ticket,
+    TicketMessage,
+    User,
+)
 from hub.schedule import Schedule
 
 MAX_NAME = 80
@@ -160,10 +171,33 @@ class ReceptionService:
         return places
 
     def place_of(self, db: Session, ticket: Ticket) -> Place | None:
-        """One waiting ticket's place, or None when it is not waiting."""
+        """One waiting ticket's place (one COUNT), or None when it is not waiting."""
         if ticket.status != "waiting":
             return None
-        return self.places(db).get(ticket.public_id)
+        same_queue = (
+            Ticket.assigned_user_id == ticket.assigned_user_id
+            if ticket.assigned_user_id is not None
+            else (
+                Ticket.assigned_user_id.is_(None) & (Ticket.department_id == ticket.department_id)
+            )
+        )
+        ahead = (
+            db.scalar(
+                select(func.count())
+                .select_from(Ticket)
+                .where(
+                    Ticket.status == "waiting",
+                    same_queue,
+                    or_(
+                        Ticket.arrived_at < ticket.arrived_at,
+                        (Ticket.arrived_at == ticket.arrived_at) & (Ticket.id < ticket.id),
+                    ),
+                )
+            )
+            or 0
+        )
+        service, servers = self._service_rate(db, self.clock.now())
+        return Place(ahead + 1, _estimate(ahead + 1, service, servers))
 
     def _service_rate(self, db: Session, now: datetime) -> tuple[float | None, int]:
         """Mean service time in seconds (None with too little history) and active servers."""
@@ -258,8 +292,11 @@ class ReceptionService:
         cat = db.scalar(select(Category).where(Category.slug == slug, Category.active.is_(True)))
         if cat is None:
             raise ValidationError("category", f"no category {slug!r}")
-        info = self.info(db)
-        if not info.open:
+        room = self.reception_room(db)
+        if room is None or not (
+            room.enabled
+            and Schedule.from_json(room.schedule_json).is_open(self.clock.now(), self.zone)
+        ):
             raise Conflict("the reception is closed", "reception")
         now = self.clock.now()
         self._rate_limit(db, "ticket", rate_key, now)
@@ -366,9 +403,18 @@ class ReceptionService:
             raise Conflict("the room is closed", "room")
         if room.dnd:
             raise Conflict("the room is set to do not disturb", "room")
-        if self.serving_count(db, room):
+        if self._in_use(db, room):
             raise Conflict("another conversation is going on in this room", "room")
         return room
+
+    def _in_use(self, db: Session, room: Room) -> bool:
+        """A citizen is served there, or a call is open in it (e.g. a staff meeting)."""
+        open_call = db.scalar(
+            select(CallSession.id).where(
+                CallSession.room_id == room.id, CallSession.ended_at.is_(None)
+            )
+        )
+        return open_call is not None or self.serving_count(db, room) > 0
 
     def _default_room(self, db: Session, user: User, ticket: Ticket) -> Room | None:
         candidates = [p.room for p in user.presences if p.room.kind != "reception"]
@@ -381,7 +427,7 @@ class ReceptionService:
                 )
             )
         for room in candidates:
-            if room.enabled and not room.dnd and not self.serving_count(db, room):
+            if room.enabled and not room.dnd and not self._in_use(db, room):
                 return room
         return None
 
@@ -483,6 +529,7 @@ class ReceptionService:
     def purge(self, db: Session) -> int:
         """Erase personal fields of visits that ended longer ago than the retention period."""
         now = self.clock.now()
+        db.execute(delete(RateEvent).where(RateEvent.at < now - timedelta(minutes=10)))
         stale = list(
             db.scalars(
                 select(Ticket).where(
@@ -502,6 +549,8 @@ class ReceptionService:
             )
         )
         for ticket in due:
+            for seat in db.scalars(select(Participant).where(Participant.ticket_id == ticket.id)):
+                seat.display_name = "–"  # the call record keeps no name either
             ticket.name = None
             ticket.description = None
             ticket.forward_note = None

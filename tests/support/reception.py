@@ -33,19 +33,37 @@ def setup_reception(runtime: HubRuntime, schedule: Schedule | None = None) -> Re
         db.add_all(depts.values())
         db.commit()
         always = schedule or Schedule()
-        runtime.rooms.create(db, "empfang", RoomInput("Empfang", "reception", "open", None, True,
-                                                      always))
-        for slug, dept in (("sozialamt-1", "sozialamt"), ("sozialamt-2", "sozialamt"),
-                           ("buergerbuero-1", "buergerbuero")):
+        runtime.rooms.create(
+            db, "empfang", RoomInput("Empfang", "reception", "open", None, True, always)
+        )
+        for slug, dept in (
+            ("sozialamt-1", "sozialamt"),
+            ("sozialamt-2", "sozialamt"),
+            ("buergerbuero-1", "buergerbuero"),
+        ):
             runtime.rooms.create(
                 db, slug, RoomInput(slug.title(), "consultation", "knock", dept, True, Schedule())
             )
-        db.add_all([
-            Category(slug="wohngeld", name_de="Wohngeld", name_en="Housing benefit",
-                     department_id=depts["sozialamt"].id, active=True, position=0),
-            Category(slug="ausweis", name_de="Ausweis", name_en="ID card",
-                     department_id=depts["buergerbuero"].id, active=True, position=1),
-        ])
+        db.add_all(
+            [
+                Category(
+                    slug="wohngeld",
+                    name_de="Wohngeld",
+                    name_en="Housing benefit",
+                    department_id=depts["sozialamt"].id,
+                    active=True,
+                    position=0,
+                ),
+                Category(
+                    slug="ausweis",
+                    name_de="Ausweis",
+                    name_en="ID card",
+                    department_id=depts["buergerbuero"].id,
+                    active=True,
+                    position=1,
+                ),
+            ]
+        )
         db.commit()
     return made
 

@@ -65,6 +65,7 @@ def upgrade() -> None:
             "ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True
         ),
         sa.Column("connected", sa.Boolean, nullable=False),
+        sa.Column("channel", sa.String(24), nullable=True),
         sa.Column("last_seen", TS, nullable=True),
         sa.Column("left_at", TS, nullable=True),
         sa.Column("admitted", sa.Boolean, nullable=False),
