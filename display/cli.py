@@ -1,4 +1,5 @@
-"""The ``empfang-display`` command: ``run`` for systemd, ``preview`` for an e-paper image.
+"""The ``empfang-display`` command: ``run`` for systemd, ``preview`` for an e-paper image,
+``enroll`` to join a hub with a one-time code.
 
 Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration error, 1 for
 anything unexpected. Logs go to standard output.
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--config", help="TOML file (as for run)")
     preview.add_argument("--out", required=True, type=Path, help="PNG file to write")
     preview.add_argument("--wait", type=float, default=5.0, help="seconds to wait for statuses")
+    enroll = sub.add_parser("enroll", help="join a hub with the one-time code an admin created")
+    enroll.add_argument(
+        "--hub", required=True, help="the hub's address, e.g. https://empfang.example"
+    )
+    enroll.add_argument("--code", required=True, help="the code, e.g. K7QM-2XPA-9RTW-HC4E")
+    enroll.add_argument("--config", help="TOML file to write (default as for run)")
     return parser
 
 
@@ -82,7 +89,7 @@ def run(config: DisplayConfig, timings: bool) -> int:
             log.info(
                 "display %s shows %s on %s",
                 config.device,
-                ", ".join(config.rooms),
+                ", ".join(config.rooms) or "the rooms the hub assigns",
                 ", ".join(config.outputs),
             )
             return stop.wait(display.failed)
@@ -97,14 +104,34 @@ def preview(config: DisplayConfig, out: Path, wait: float) -> int:
     from display.model import RoomBoard
     from display.mqtt_client import DisplayLink
     from display.panels import PngSink
+    from protocol.errors import PayloadError
+    from protocol.payloads import DeviceConfig
+    from protocol.topics import device_config
 
     base = config.epaper or EpaperConfig(panel="png:-", width=800, height=480, colours="bwr")
-    board = RoomBoard(config.site, config.rooms, _now)
+    board = RoomBoard(config.site, config.rooms, _now, label=config.device)
     core = DisplayCore(board, [], config.zone)
+    config_topic = device_config(config.site, config.device)
+    links: list[DisplayLink] = []
+
+    def on_message(topic: str, payload: bytes, received: float) -> None:
+        if topic != config_topic:
+            core.on_message(topic, payload, received)
+            return
+        try:  # the rooms the hub assigns
+            rooms = DeviceConfig.parse(payload).rooms if payload else None
+        except PayloadError as exc:
+            log.warning("ignored a malformed configuration from the hub: %s", exc)
+            return
+        if rooms is not None and core.set_rooms(rooms):
+            links[0].set_subscriptions([*board.subscriptions(), config_topic])
+
     link = DisplayLink(
-        config.broker, config.site, config.device, board.subscriptions(),
-        core.on_message, core.on_connection, timing=config.mqtt, announce=False,
+        config.broker, config.site, config.device, [*board.subscriptions(), config_topic],
+        on_message, core.on_connection, timing=config.mqtt, announce=False,
+        ca_file=config.ca_file, on_refused=core.set_refused,
     )  # fmt: skip
+    links.append(link)
     link.start()
     try:
         deadline = time.monotonic() + wait
@@ -120,10 +147,30 @@ def preview(config: DisplayConfig, out: Path, wait: float) -> int:
     return EXIT_OK
 
 
+def enroll(hub: str, code: str, path: Path) -> int:
+    """Enroll this display; its id and broker login go into ``path`` (mode 0600)."""
+    from display.enroll import EnrollError
+    from display.enroll import enroll as do_enroll
+
+    try:
+        data = do_enroll(hub, code, path)
+    except EnrollError as exc:
+        print(f"empfang-display: enrollment failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"enrolled as {data['device']} (site {data['site']}); configuration written to {path}")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(f"empfang-display: the login is saved, but fix the file: {exc}", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     args = _parser().parse_args(argv)
     _logging(args.log_level)
+    if args.command == "enroll":
+        return enroll(args.hub, args.code, config_path(args.config))
     try:
         config = load_config(config_path(args.config))
         if args.command == "preview":

@@ -1,11 +1,15 @@
 """The display's TOML configuration: parsed once, validated field by field, immutable.
 
-Example (/etc/empfang/display.toml, mode 0600: it holds the broker password)::
+Example (/etc/empfang/display.toml, mode 0600: it holds the broker password). The first
+five keys are written by ``empfang-display enroll``; the rooms come from the hub (the
+retained ``devices/<id>/config``), so an enrolled display has no ``rooms`` key. A
+``rooms`` list is only a start value for a display that is not managed by a hub::
 
-    broker = "mqtts://tuer-sozialamt-2:SECRET@broker.kreis.example:8883"
+    hub = "https://empfang.kreis.example"
+    device = "display-3f9a2c"
     site = "default"
-    device = "tuer-sozialamt-2"
-    rooms = ["sozialamt-2"]
+    broker = "mqtts://default.display-3f9a2c:SECRET@broker.kreis.example:8883"
+    ca_file = "/etc/empfang/display-ca.pem"
     language = "de"
     outputs = ["hdmi", "leds"]          # any of hdmi, epaper, leds
 
@@ -14,9 +18,8 @@ Example (/etc/empfang/display.toml, mode 0600: it holds the broker password)::
     green = 27
     blue = 22
 
-    [knock]
+    [knock]                             # room: default the first assigned room
     pin = 5
-    room = "sozialamt-2"
 
     [epaper]
     panel = "waveshare-7in5b"           # or "waveshare:MODULE", "inky", "png:/path.png"
@@ -103,9 +106,9 @@ class BrokerAddress:
 
 @dataclass(frozen=True)
 class LedConfig:
-    """An RGB LED, or a traffic light of single LEDs, showing one room."""
+    """An RGB LED, or a traffic light of single LEDs, showing one room (None: the first)."""
 
-    room: str
+    room: str | None
     kind: LedKind = "rgb"
     red: Pin | None = None
     green: Pin | None = None
@@ -117,10 +120,10 @@ class LedConfig:
 
 @dataclass(frozen=True)
 class KnockConfig:
-    """A push button that knocks on one room's door."""
+    """A push button that knocks on one room's door (None: the first assigned room)."""
 
     pin: Pin
-    room: str
+    room: str | None
     min_interval: float = 5.0
     pull_up: bool = True
 
@@ -155,12 +158,14 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class DisplayConfig:
-    """Everything one door display needs."""
+    """Everything one door display needs; ``rooms`` is empty when the hub assigns them."""
 
     broker: BrokerAddress
     device: str
-    rooms: tuple[str, ...]
+    rooms: tuple[str, ...] = ()
     site: str = "default"
+    hub: str | None = None
+    ca_file: str | None = None
     language: Literal["de", "en"] = "de"
     timezone: str = "Europe/Berlin"
     outputs: tuple[Output, ...] = ("hdmi",)
@@ -193,7 +198,10 @@ def load_config(path: Path) -> DisplayConfig:
         _fail("config", f"{path} is not readable")
     except tomllib.TOMLDecodeError as exc:
         _fail("config", f"{path} is not valid TOML: {exc}")
-    return parse_config(data)
+    config = parse_config(data)
+    if config.ca_file is not None and not Path(config.ca_file).is_file():
+        _fail("ca_file", f"{config.ca_file} does not exist (enroll again, or fix the path)")
+    return config
 
 
 # --- field checks ---------------------------------------------------------------------
@@ -262,11 +270,25 @@ def _optional_pin(data: Mapping[str, Any], key: str, field: str) -> Pin | None:
     return None if data.get(key) is None else _pin(data[key], field)
 
 
-def _room_of(data: Mapping[str, Any], field: str, rooms: tuple[str, ...]) -> str:
+def _room_of(data: Mapping[str, Any], field: str, rooms: tuple[str, ...]) -> str | None:
+    if not rooms:  # the hub assigns the rooms: a named room is checked by the broker's rules
+        return None if data.get("room") is None else _slug(data["room"], field)
     room = _slug(data.get("room", rooms[0]), field)
     if room not in rooms:
         _fail(field, f"{room!r} is not one of the display's rooms")
     return room
+
+
+def _hub(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        _fail("hub", "must be the hub's address, like https://empfang.kreis.example")
+    return value.rstrip("/")
+
+
+def _ca_file(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        _fail("ca_file", "must be the path of a PEM file")
+    return value
 
 
 def _rooms(value: object) -> tuple[str, ...]:
@@ -383,7 +405,7 @@ def _mqtt(data: Mapping[str, Any]) -> MqttConfig:
 
 _TOP = {
     "broker", "site", "device", "rooms", "language", "timezone", "outputs",
-    "leds", "knock", "epaper", "hdmi", "mqtt",
+    "leds", "knock", "epaper", "hdmi", "mqtt", "hub", "ca_file",
 }  # fmt: skip
 
 
@@ -397,9 +419,8 @@ def parse_config(data: Mapping[str, Any]) -> DisplayConfig:
         _fail("device", "required: this display's device id (a slug)")
     device = _slug(data["device"], "device")
     site = _slug(data.get("site", "default"), "site")
-    if "rooms" not in data:
-        _fail("rooms", "required: the rooms this display shows")
-    rooms = _rooms(data["rooms"])
+    # Without a rooms list the display shows what the hub assigns (devices/<id>/config).
+    rooms = _rooms(data["rooms"]) if "rooms" in data else ()
     language = cast(
         Literal["de", "en"], _choice(data.get("language", "de"), "language", ("de", "en"))
     )
@@ -428,4 +449,6 @@ def parse_config(data: Mapping[str, Any]) -> DisplayConfig:
         epaper=_epaper(epaper_table) if epaper_table is not None and "epaper" in outputs else None,
         hdmi=_hdmi(_table(data, "hdmi") or {}),
         mqtt=_mqtt(_table(data, "mqtt") or {}),
+        hub=_hub(data["hub"]) if "hub" in data else None,
+        ca_file=_ca_file(data["ca_file"]) if "ca_file" in data else None,
     )

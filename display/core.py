@@ -84,6 +84,27 @@ class DisplayCore:
             self.board.set_connected(up)
             self.refresh()
 
+    def set_rooms(self, rooms: Sequence[str]) -> bool:
+        """Show other rooms (the hub changed the assignment); True when they changed."""
+        with self._lock:
+            if not self.board.set_rooms(rooms):
+                return False
+            self.refresh()
+            return True
+
+    def set_refused(self, refused: bool) -> None:
+        """The broker refuses (or accepts again) this display's login."""
+        with self._lock:
+            if self.board.refused != refused:
+                self.board.set_refused(refused)
+                self.refresh()
+
+    def redraw(self) -> None:
+        """Push the current view to every output even if it did not change (reload)."""
+        with self._lock:
+            self._shown = None
+            self.refresh()
+
     def view(self) -> BoardView:
         """What the outputs show now."""
         with self._lock:

@@ -68,6 +68,8 @@ def page_html(config: DisplayConfig, now: datetime, stale_ms: int = PAGE_STALE_M
         tuple(
             RoomView(room, room, Shown.UNKNOWN, reason=Reason.BROKER_LOST) for room in config.rooms
         )
+        # Rooms the hub assigns are not known yet: the device's name stands in.
+        or (RoomView("", config.device, Shown.UNKNOWN, reason=Reason.BROKER_LOST),)
     )
     settings = {
         "layout": config.hdmi.layout,

@@ -33,6 +33,16 @@ COLOURS: dict[Shown, Colour] = {
 BLINK_SECONDS = 0.5
 
 
+def _shown(view: BoardView, room: str | None) -> Shown:
+    """The state of the LED's room; without a fixed room, of the first room shown."""
+    if room is not None:
+        for candidate in view.rooms:
+            if candidate.room == room:
+                return candidate.shown
+    # No fixed room, or the hub no longer assigns it: the first room on the display.
+    return view.rooms[0].shown if view.rooms else Shown.UNKNOWN
+
+
 class RgbStatusLed:
     """One RGB LED showing one room."""
 
@@ -55,7 +65,7 @@ class RgbStatusLed:
 
     def render(self, view: BoardView) -> bool:
         """Set the colour of the LED's room; True when it changed."""
-        shown = view.room(self.room).shown
+        shown = _shown(view, self.room)
         if shown == self._shown or self._closed:
             return False
         self._shown = shown
@@ -99,7 +109,7 @@ class TrafficLight:
 
     def render(self, view: BoardView) -> bool:
         """Light the LEDs for the room's state; True when it changed."""
-        shown = view.room(self.room).shown
+        shown = _shown(view, self.room)
         if shown == self._shown or self._closed:
             return False
         self._shown = shown
@@ -144,8 +154,10 @@ class KnockButton:
         on_knock: Callable[[str], object],
         pin_factory: Any = None,
         monotonic: Callable[[], float] = time.monotonic,
+        current_room: Callable[[], str | None] = lambda: None,
     ) -> None:
-        self.room = config.room
+        self.fixed_room = config.room
+        self._current_room = current_room
         self.min_interval = config.min_interval
         self._on_knock = on_knock
         self._monotonic = monotonic
@@ -156,21 +168,28 @@ class KnockButton:
         self._button.when_pressed = self._pressed
         self._closed = False
 
+    @property
+    def room(self) -> str | None:
+        """The room this button knocks on: the configured one, else the first assigned."""
+        return self.fixed_room or self._current_room()
+
     def _pressed(self) -> None:
+        room = self.room
+        if room is None:
+            log.info("knock ignored: no room is assigned to this display")
+            return
         now = self._monotonic()
         with self._lock:
             if self._last is not None and now - self._last < self.min_interval:
-                log.info(
-                    "knock on %s ignored: pressed again within %ss", self.room, self.min_interval
-                )
+                log.info("knock on %s ignored: pressed again within %ss", room, self.min_interval)
                 return
             self._last = now
             self.knocks += 1
-        log.info("knock on %s", self.room)
+        log.info("knock on %s", room)
         try:
-            self._on_knock(self.room)
+            self._on_knock(room)
         except Exception:
-            log.exception("sending the knock on %s failed", self.room)
+            log.exception("sending the knock on %s failed", room)
 
     def close(self) -> None:
         """Release the pin; safe to call twice."""

@@ -44,6 +44,8 @@ class Reason(StrEnum):
     BROKER_LOST = "broker-lost"
     UNCONFIRMED = "unconfirmed"
     CLOCK = "clock"
+    NOT_ENROLLED = "not-enrolled"  # the broker refuses this display's login (revoked)
+    NO_ROOMS = "no-rooms"  # the hub has not assigned a room yet
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,37 @@ class _Entry:
 class RoomBoard:
     """Tracks the newest valid status of each shown room, the hub and the broker link."""
 
-    def __init__(self, site: str, rooms: Sequence[str], clock: Clock) -> None:
+    def __init__(self, site: str, rooms: Sequence[str], clock: Clock, label: str = "") -> None:
         self.site = topics.check_slug(site, "site")
         self.rooms = tuple(topics.check_slug(room, "room") for room in rooms)
+        self.label = label  # shown in place of a room while none is assigned
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._hub: HubState | None = None
         self._connected = False
+        self._refused = False
+
+    def set_rooms(self, rooms: Sequence[str]) -> bool:
+        """Show ``rooms`` from now on (the hub's assignment); True when it changed.
+
+        Statuses of rooms still shown are kept; the others are forgotten, so a room that
+        comes back waits for a fresh status.
+        """
+        new = tuple(topics.check_slug(room, "room") for room in rooms)
+        if new == self.rooms:
+            return False
+        self.rooms = new
+        self._entries = {room: e for room, e in self._entries.items() if room in new}
+        return True
+
+    @property
+    def refused(self) -> bool:
+        """Whether the broker refuses this display's login (it needs enrolling)."""
+        return self._refused
+
+    def set_refused(self, refused: bool) -> None:
+        """Record that the broker refuses (or accepts again) this display's login."""
+        self._refused = refused
 
     def subscriptions(self) -> list[str]:
         """The topics to subscribe to: the hub state and each shown room's status."""
@@ -168,6 +194,15 @@ class RoomBoard:
     def view(self, now: datetime | None = None) -> BoardView:
         """What to show now: per room its state, or UNKNOWN with the reason."""
         at = self._clock() if now is None else now
+        if not self.rooms:
+            reason = (
+                Reason.NOT_ENROLLED
+                if self._refused
+                else Reason.NO_ROOMS
+                if self._connected
+                else Reason.BROKER_LOST
+            )
+            return BoardView((RoomView("", self.label, Shown.UNKNOWN, reason=reason),))
         return BoardView(tuple(self._room_view(room, at) for room in self.rooms))
 
     def _room_view(self, room: str, now: datetime) -> RoomView:
@@ -180,6 +215,8 @@ class RoomBoard:
         return RoomView(room, name, Shown(status.state.value), status.since, status.waiting)
 
     def _unknown_reason(self, entry: _Entry | None, now: datetime) -> Reason | None:
+        if self._refused:
+            return Reason.NOT_ENROLLED
         if not self._connected:
             return Reason.BROKER_LOST
         if self._hub is not None and self._hub.state == "offline":

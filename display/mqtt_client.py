@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, float], None]
 ConnectionHandler = Callable[[bool], None]
+# CONNACK reasons that mean "this login is not (or no longer) valid": enroll again.
+_LOGIN_REFUSED = frozenset({4, 5, 134, 135})
 
 
 class DisplayLink:
@@ -40,11 +42,17 @@ class DisplayLink:
         telemetry: Callable[[], Mapping[str, object]] | None = None,
         announce: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ca_file: str | None = None,
+        on_refused: Callable[[bool], None] | None = None,
     ) -> None:
         self.broker = broker
         self.site = topics.check_slug(site, "site")
         self.device = topics.check_slug(device, "device")
         self.subscriptions = tuple(subscriptions)
+        self.ca_file = ca_file
+        self._on_refused = on_refused
+        self._refused = False
+        self._subs_lock = threading.Lock()
         self.timing = timing or MqttConfig()
         self.version = version
         self._on_message = on_message
@@ -80,7 +88,7 @@ class DisplayLink:
         if self.broker.username:
             client.username_pw_set(self.broker.username, self.broker.password)
         if self.broker.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(ca_certs=self.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         if self._announce:
             client.will_set(
                 self.state_topic, DeviceState.offline_json("display", self.version), 1, True
@@ -97,6 +105,25 @@ class DisplayLink:
     def is_connected(self) -> bool:
         """Whether the broker connection is up now."""
         return self._connected.is_set() and self._client.is_connected()
+
+    def set_subscriptions(self, subscriptions: Sequence[str]) -> None:
+        """Follow other topics from now on (new rooms); also kept across reconnects."""
+        with self._subs_lock:
+            old, new = set(self.subscriptions), tuple(dict.fromkeys(subscriptions))
+            self.subscriptions = new
+            if not self.is_connected():
+                return  # on_connect subscribes to the new list
+            gone = [t for t in old if t not in new]
+            added = [(t, 1) for t in new if t not in old]
+            if gone:
+                self._client.unsubscribe(gone)
+            if added:
+                self._client.subscribe(added)
+
+    @property
+    def refused(self) -> bool:
+        """Whether the broker refused this display's login at the last attempt."""
+        return self._refused
 
     def publish_state(self) -> None:
         """Publish this device's online state with fresh telemetry, retained."""
@@ -144,12 +171,23 @@ class DisplayLink:
         _props: object,
     ) -> None:
         if reason_code.is_failure:
-            log.error("the broker refused the connection: %s", reason_code)
+            if reason_code.value in _LOGIN_REFUSED:
+                if not self._refused:
+                    log.error(
+                        "the broker refused this display's login (%s): it needs enrolling "
+                        "(empfang-display enroll --hub URL --code CODE)",
+                        reason_code,
+                    )
+                self._set_refused(True)
+            else:
+                log.error("the broker refused the connection: %s", reason_code)
             return
         log.info("connected to broker %s:%s", self.broker.host, self.broker.port)
-        for topic in self.subscriptions:
-            client.subscribe(topic, qos=1)
-        self._connected.set()
+        self._set_refused(False)
+        with self._subs_lock:
+            for topic in self.subscriptions:
+                client.subscribe(topic, qos=1)
+            self._connected.set()
         self.publish_state()
         self._safely(self._on_connection, True)
 
@@ -167,6 +205,13 @@ class DisplayLink:
             log.warning("lost the broker (%s); reconnecting", reason_code)
         if was_up:
             self._safely(self._on_connection, False)
+
+    def _set_refused(self, refused: bool) -> None:
+        if refused == self._refused:
+            return
+        self._refused = refused
+        if self._on_refused is not None:
+            self._safely(self._on_refused, refused)
 
     def _handle_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
         log.warning("cannot reach broker %s:%s; retrying", self.broker.host, self.broker.port)

@@ -16,6 +16,9 @@ from display.core import DisplayCore, Output
 from display.model import RoomBoard, Shown
 from display.mqtt_client import DisplayLink
 from display.outputs import InlineOutput, LatencyReport, Renderer, ThreadedOutput
+from protocol import topics
+from protocol.errors import PayloadError
+from protocol.payloads import DeviceCommand, DeviceConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,9 @@ class Display:
         self.panel: Any = None  # the e-paper panel, when configured
         self._closed = False
         try:
-            self.board = RoomBoard(config.site, config.rooms, self.clock)
+            self.board = RoomBoard(config.site, config.rooms, self.clock, label=config.device)
+            self._config_topic = topics.device_config(config.site, config.device)
+            self._cmd_topic = topics.device_cmd(config.site, config.device)
             outputs = self._outputs(extra, pin_factory, report)
             self.core = DisplayCore(
                 self.board, outputs, config.zone, tick_seconds=tick_seconds, on_tick=self._tick
@@ -65,13 +70,15 @@ class Display:
                 config.broker,
                 config.site,
                 config.device,
-                self.board.subscriptions(),
-                self.core.on_message,
+                self._subscriptions(),
+                self._on_message,
                 self.core.on_connection,
                 timing=config.mqtt,
                 version=self.version,
                 telemetry=self._telemetry,
                 clock=self.clock,
+                ca_file=config.ca_file,
+                on_refused=self.core.set_refused,
             )
             self.knock = self._knock_button(self.link, pin_factory)
         except BaseException:
@@ -105,7 +112,53 @@ class Display:
             return None
         from display.leds import KnockButton
 
-        return KnockButton(self.config.knock, link.publish_knock, pin_factory)
+        return KnockButton(
+            self.config.knock,
+            link.publish_knock,
+            pin_factory,
+            current_room=lambda: self.board.rooms[0] if self.board.rooms else None,
+        )
+
+    def _subscriptions(self) -> list[str]:
+        """The shown rooms and the hub state, plus this device's config and commands."""
+        return [*self.board.subscriptions(), self._config_topic, self._cmd_topic]
+
+    def _on_message(self, topic: str, payload: bytes, received: float) -> None:
+        if topic == self._config_topic:
+            self._on_config(payload)
+        elif topic == self._cmd_topic:
+            self._on_command(payload)
+        else:
+            assert self.core is not None
+            self.core.on_message(topic, payload, received)
+
+    def _on_config(self, payload: bytes) -> None:
+        """The hub assigned rooms: show them from now on, without a restart."""
+        assert self.core is not None and self.link is not None
+        if not payload:
+            return  # cleared (the device was revoked): keep showing what we have
+        try:
+            config = DeviceConfig.parse(payload)
+        except PayloadError as exc:
+            log.warning("ignored a malformed configuration from the hub: %s", exc)
+            return
+        if self.core.set_rooms(config.rooms):
+            self.link.set_subscriptions(self._subscriptions())
+            log.info("the hub assigns rooms: %s", ", ".join(config.rooms) or "none")
+
+    def _on_command(self, payload: bytes) -> None:
+        assert self.core is not None and self.link is not None
+        try:
+            command = DeviceCommand.parse(payload)
+        except PayloadError as exc:
+            log.warning("ignored a malformed command: %s", exc)
+            return
+        log.info("command from the hub: %s", command.cmd)
+        if command.cmd == "reload":
+            self.core.redraw()
+            self.link.publish_state()
+        elif command.cmd == "identify":
+            log.warning("identify: this is display %s", self.config.device)
 
     @property
     def failed(self) -> threading.Event:

@@ -60,6 +60,8 @@ _HINTS: Mapping[Language, Mapping[Reason, str]] = MappingProxyType(
                 Reason.BROKER_LOST: "Keine Verbindung",
                 Reason.UNCONFIRMED: "Verbindung wird geprüft",
                 Reason.CLOCK: "Uhrzeit prüfen",
+                Reason.NOT_ENROLLED: "Gerät muss neu angemeldet werden",
+                Reason.NO_ROOMS: "Kein Raum zugewiesen",
             }
         ),
         "en": MappingProxyType(
@@ -70,6 +72,8 @@ _HINTS: Mapping[Language, Mapping[Reason, str]] = MappingProxyType(
                 Reason.BROKER_LOST: "No connection",
                 Reason.UNCONFIRMED: "Checking the connection",
                 Reason.CLOCK: "Check the clock",
+                Reason.NOT_ENROLLED: "This device needs enrolling",
+                Reason.NO_ROOMS: "No room assigned",
             }
         ),
     }

@@ -83,6 +83,7 @@ class HubRuntime:
             retention=timedelta(hours=settings.retention_hours),
             ticket_rate=settings.ticket_rate,
             end_call=lambda db, ticket: self.calls.end_for_ticket(db, ticket),
+            open_call=lambda db, ticket: self.calls.ticket_session(db, ticket),
         )
         self.calls = CallService(
             self.clock,

@@ -94,6 +94,7 @@ class ReceptionService:
         retention: timedelta,
         ticket_rate: int,
         end_call: Callable[[Session, Ticket], None] | None = None,
+        open_call: Callable[[Session, Ticket], object] | None = None,
     ) -> None:
         self.clock = clock
         self.zone = zone
@@ -102,6 +103,7 @@ class ReceptionService:
         self.retention = retention
         self.ticket_rate = ticket_rate
         self._end_call = end_call
+        self._open_call = open_call
 
     # ---- reading ----------------------------------------------------------
     def reception_room(self, db: Session) -> Room | None:
@@ -383,6 +385,9 @@ class ReceptionService:
             raise Conflict("a colleague admitted this citizen a moment ago", "ticket")
         db.commit()
         db.refresh(ticket)
+        if self._open_call is not None:
+            self._open_call(db, ticket)
+            db.commit()
         self._changed(db, ticket, room.slug)
         return ticket
 

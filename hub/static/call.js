@@ -215,6 +215,7 @@ function applyState(state) {
 }
 
 function finish(text) {
+  if (finished) return; // the first reason stays (e.g. "you left" before "ended")
   finished = true;
   for (const id of [...peers.keys()]) drop(id);
   localStream.getTracks().forEach((t) => t.stop());
