@@ -218,7 +218,9 @@ def test_crossing_offers_end_in_one_call_where_the_polite_peer_gives_way() -> No
     assert b.descriptions() == ["offer", "answer"]  # polite: answered p-a's offer instead
 
 
-def test_a_peer_offers_when_no_offer_comes() -> None:
+def test_the_impolite_peer_offers_at_once() -> None:
+    """call.js leaves the first offer to the impolite side (the smaller id), so p-a offers
+    at once even with a long fallback delay, and p-b only answers."""
     async def body(hub: MemoryHub, a: CallPeer, b: CallPeer) -> None:
         # Garbage on the channel changes nothing.
         for junk in (
@@ -232,9 +234,9 @@ def test_a_peer_offers_when_no_offer_comes() -> None:
             hub.channels["p-a"].inbox.put_nowait(junk)
         await _both_see_video(hub, a, b)
 
-    a, b = asyncio.run(_call(0.0, (60.0, 0.05), body))
-    assert b.descriptions() == ["offer"]
-    assert a.descriptions() == ["answer"]
+    a, b = asyncio.run(_call(0.0, (60.0, 60.0), body))
+    assert a.descriptions() == ["offer"]
+    assert b.descriptions() == ["answer"]
 
 
 def test_a_participant_who_leaves_is_dropped_and_close_is_idempotent() -> None:
