@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from hub import auth, db, i18n
 from hub.clock import Clock
 from hub.config import Settings, ensure_secret_key, load_settings
+from hub.error_texts import friendly
 from hub.errors import ServiceError
 from hub.runtime import HubRuntime
 
@@ -115,16 +117,20 @@ def _register_errors(app: Flask) -> None:
     def _service_error(exc: ServiceError) -> Any:
         if auth.wants_json():
             return jsonify(exc.to_dict()), exc.status
-        return render_template("error.html", code=exc.status, message=exc.to_dict()["error"]), (
-            exc.status
-        )
+        return render_template(
+            "error.html", code=exc.status, message=friendly(exc), detail=exc.to_dict()["error"]
+        ), exc.status
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:
         message = f"csrf_token: {exc.description}"
         if auth.wants_json():
             return jsonify(error=message, field="csrf_token"), 400
-        return render_template("error.html", code=400, message=message), 400
+        page = _(
+            "Das Formular ist abgelaufen oder kam nicht von dieser Seite. "
+            "Bitte laden Sie die Seite neu und versuchen Sie es noch einmal."
+        )
+        return render_template("error.html", code=400, message=page, detail=message), 400
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

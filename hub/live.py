@@ -45,17 +45,17 @@ class Subscription:
 
 
 class LiveFeed:
-    """Thread-safe broadcast of events to subscribers, each filtered by topic."""
+    """Thread-safe broadcast of events to subscribers, indexed by topic."""
 
     def __init__(self, maxsize: int = 1000) -> None:
         self._lock = threading.Lock()
-        self._subscribers: set[Subscription] = set()
+        self._by_topic: dict[str, set[Subscription]] = {}
         self._maxsize = maxsize
 
     def publish(self, topic: str, event: Event) -> None:
         """Hand `event` to every subscriber of `topic`."""
         with self._lock:
-            targets = [s for s in self._subscribers if topic in s.topics]
+            targets = list(self._by_topic.get(topic, ()))
         for sub in targets:
             sub.offer(event)
 
@@ -64,18 +64,29 @@ class LiveFeed:
         """Receive events of `topics` for the duration of the block."""
         sub = Subscription(frozenset(topics), self._maxsize)
         with self._lock:
-            self._subscribers.add(sub)
+            for topic in sub.topics:
+                self._by_topic.setdefault(topic, set()).add(sub)
         try:
             yield sub
         finally:
             with self._lock:
-                self._subscribers.discard(sub)
+                for topic in sub.topics:
+                    subs = self._by_topic.get(topic)
+                    if subs is not None:
+                        subs.discard(sub)
+                        if not subs:
+                            del self._by_topic[topic]
 
     def has_subscribers(self, topic: str) -> bool:
         """Whether anyone in this process listens to `topic`."""
         with self._lock:
-            return any(topic in s.topics for s in self._subscribers)
+            return topic in self._by_topic
+
+    def topics(self, prefix: str) -> list[str]:
+        """The topics starting with `prefix` that someone in this process listens to."""
+        with self._lock:
+            return [t for t in self._by_topic if t.startswith(prefix)]
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._subscribers)
+            return len({s for subs in self._by_topic.values() for s in subs})

@@ -172,7 +172,11 @@ class Ticket(Base):
     """A citizen's visit to the virtual reception; personal fields are erased after retention."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_status_arrived", "status", "arrived_at"),)
+    __table_args__ = (
+        Index("ix_tickets_status_arrived", "status", "arrived_at"),
+        # Positions: a count within one queue reads the index alone.
+        Index("ix_tickets_queue", "status", "assigned_user_id", "department_id", "arrived_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True)

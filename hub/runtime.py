@@ -16,6 +16,7 @@ from hub.config import Settings
 from hub.db import make_engine, session_scope
 from hub.live import LiveFeed
 from hub.mqtt_bridge import MqttBridge
+from hub.queue_feed import QueueFeed
 from hub.services.calls import CallService, TurnSettings
 from hub.services.devices import DeviceService, device_view
 from hub.services.reception import ReceptionService
@@ -26,7 +27,6 @@ from protocol.payloads import DeviceState, HubEvent, Knock, RoomStatus, Signal, 
 
 log = logging.getLogger(__name__)
 ROOMS_TOPIC = "rooms"
-QUEUE_TOPIC = "queue"
 DEVICES_TOPIC = "devices"
 PURGE_INTERVAL = 60.0  # seconds between retention purges
 KNOCK_INTERVAL = 3.0  # seconds between two knocks shown for the same room
@@ -50,6 +50,8 @@ class HubRuntime:
         self.engine = make_engine(settings.database_url)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.live = LiveFeed()
+        # Positions are computed once per burst of queue events, not once per citizen's page.
+        self.queue_feed = QueueFeed(self.live, self._places)
         self.bridge = MqttBridge(
             settings.effective_mqtt_url,
             settings.site,
@@ -111,6 +113,7 @@ class HubRuntime:
         """Connect to the broker and start the background ticker."""
         # First the broker admin: it makes sure the hub's own login may publish.
         self.broker_admin.start()
+        self.queue_feed.start()
         self.bridge.start()
         self.ticker.start()
 
@@ -178,20 +181,12 @@ class HubRuntime:
         if event.kind == "call":
             self.live.publish(f"call:{event.ref}", {"type": "call", "session": event.ref})
             return
-        # Positions are computed once per event here, not once per waiting citizen's page.
-        if not self.live.has_subscribers(QUEUE_TOPIC):
-            return
+        self.queue_feed.push(event.kind, event.ref)
+
+    def _places(self) -> dict[str, tuple[int, int | None]]:
         with session_scope(self.sessions) as db:
             places = self.reception.places(db)
-        self.live.publish(
-            QUEUE_TOPIC,
-            {
-                "type": "queue",
-                "kind": event.kind,
-                "ref": event.ref,
-                "places": {k: (p.position, p.estimate_minutes) for k, p in places.items()},
-            },
-        )
+        return {k: (p.position, p.estimate_minutes) for k, p in places.items()}
 
     def _on_device_state(self, device: str, state: DeviceState | None, retained: bool) -> None:
         with session_scope(self.sessions) as db:
@@ -216,6 +211,7 @@ class HubRuntime:
         self._closed = True
         self.ticker.stop()
         self.bridge.stop()
+        self.queue_feed.stop()
         self.broker_admin.close()
         self.engine.dispose()
 

@@ -179,12 +179,14 @@ class _Link:
 
 
 class CallPeer:
-    """Takes part in a call as one participant, sending `source` to everyone else.
+    """Takes part in a call as one participant, sending `source` (and `audio`) to everyone else.
 
     `run()` follows the live channel until the call ends for us; `close()` (idempotent)
     leaves the call, closes every peer connection and the channel. The caller owns
-    `source` and stops it after `close()`. `on_frame(participant, frame)` (optional) sees
-    every video frame received, e.g. to show it. Usable as ``async with``.
+    `source` and `audio` and stops them after `close()`. `on_frame(participant, frame)`
+    (optional) sees every video frame received, e.g. to show it; `on_audio(participant,
+    frame)` every audio frame, e.g. to play it. Without `audio` the kiosk only listens.
+    Usable as ``async with``.
     """
 
     def __init__(
@@ -192,12 +194,16 @@ class CallPeer:
         signalling: Signalling,
         source: MediaStreamTrack,
         *,
+        audio: MediaStreamTrack | None = None,
         ice_servers: Sequence[Mapping[str, Any]] = (),
         offer_after: float = OFFER_AFTER,
         on_frame: Callable[[str, Any], None] | None = None,
+        on_audio: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.me = signalling.participant
         self._on_frame = on_frame
+        self._on_audio = on_audio
+        self._audio = audio
         self.ended: str | None = None  # "ended", "removed" or "closed" once over
         self._signalling = signalling
         self._source = source
@@ -325,15 +331,17 @@ class CallPeer:
     def _new_pc(self, link: _Link) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
         pc.addTrack(self._relay.subscribe(self._source, buffered=False))
-        if self._source.kind != "audio":
+        if self._audio is not None:
+            pc.addTrack(self._relay.subscribe(self._audio, buffered=False))
+        elif self._source.kind != "audio":
             pc.addTransceiver("audio", direction="recvonly")  # hear the other side
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            handler = self._on_frame if track.kind == "video" else self._on_audio
             sink = None
-            if self._on_frame is not None and track.kind == "video":
-                on_frame = self._on_frame
-                sink = lambda frame: on_frame(link.remote, frame)  # noqa: E731
+            if handler is not None:
+                sink = lambda frame: handler(link.remote, frame)  # noqa: E731
             link.counters.append(FrameCounter(track, on_frame=sink).start())
 
         @pc.on("connectionstatechange")
@@ -441,7 +449,9 @@ async def join(
     *,
     offer_after: float = OFFER_AFTER,
     proxy: str | Literal[True] | None = True,
+    audio: MediaStreamTrack | None = None,
     on_frame: Callable[[str, Any], None] | None = None,
+    on_audio: Callable[[str, Any], None] | None = None,
 ) -> CallPeer:
     """Open the live channel for `credentials` and return a CallPeer (then call `run()`)."""
     signalling = await connect(
@@ -454,7 +464,9 @@ async def join(
     return CallPeer(
         signalling,
         source,
+        audio=audio,
         ice_servers=credentials.ice_servers,
         offer_after=offer_after,
         on_frame=on_frame,
+        on_audio=on_audio,
     )

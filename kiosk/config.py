@@ -24,6 +24,10 @@ keys are written by ``empfang-kiosk enroll``)::
     width = 640
     height = 480
     fps = 15
+
+    [audio]                             # ALSA devices (PulseAudio/PipeWire behind "default")
+    microphone = "alsa:default"         # or "alsa:hw:1,0", "tone" (a test tone), "none"
+    speaker = "alsa:default"            # or "alsa:hw:1,0", "none"
 """
 
 from __future__ import annotations
@@ -139,6 +143,30 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """Where sound comes from and goes to (see `audio_spec` for the forms)."""
+
+    microphone: str = "alsa:default"
+    speaker: str = "alsa:default"
+
+
+def audio_spec(value: object, field: str, *, microphone: bool) -> tuple[str, str | None]:
+    """("alsa", pcm), ("tone", None) or ("none", None), or raise ConfigError naming ``field``.
+
+    "tone" (a test tone) is a microphone only.
+    """
+    if value == "none":
+        return "none", None
+    if value == "tone" and microphone:
+        return "tone", None
+    pcm = value[5:] if isinstance(value, str) and value.startswith("alsa:") else ""
+    if pcm.strip() and pcm.isprintable():
+        return "alsa", pcm
+    known = '"alsa:default", "alsa:hw:1,0", "none"' + (', "tone"' if microphone else "")
+    _fail(field, f"must be one of {known}")
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     """Everything one kiosk needs."""
 
@@ -151,6 +179,7 @@ class KioskConfig:
     gpio: GpioConfig = GpioConfig()
     timeouts: Timeouts = Timeouts()
     video: VideoConfig = VideoConfig()
+    audio: AudioConfig = AudioConfig()
     languages: tuple[str, ...] = LANGUAGES
     fullscreen: bool = True
     ui_port: int = 0  # the local page server's port on 127.0.0.1; 0 picks a free one
@@ -187,7 +216,7 @@ def load_config(path: Path) -> KioskConfig:
 
 TOP_KEYS = {
     "hub", "device", "site", "broker", "ca_file", "camera", "languages", "fullscreen",
-    "ui_port", "gpio", "timeouts", "video",
+    "ui_port", "gpio", "timeouts", "video", "audio",
 }  # fmt: skip
 
 
@@ -212,6 +241,7 @@ def parse_config(data: Mapping[str, Any]) -> KioskConfig:
     gpio = _gpio(_table(data, "gpio") or {})
     timeouts = _timeouts(_table(data, "timeouts") or {})
     video = _video(_table(data, "video") or {})
+    audio = _audio(_table(data, "audio") or {})
     return KioskConfig(
         hub=hub,
         device=device,
@@ -222,6 +252,7 @@ def parse_config(data: Mapping[str, Any]) -> KioskConfig:
         gpio=gpio,
         timeouts=timeouts,
         video=video,
+        audio=audio,
         languages=languages,
         fullscreen=fullscreen,
         ui_port=ui_port,
@@ -339,3 +370,12 @@ def _video(data: Mapping[str, Any]) -> VideoConfig:
     if width % 2 or height % 2:
         _fail("video", "width and height must be even")
     return VideoConfig(width, height, _number(data.get("fps", 15), "video.fps", 1, 30))
+
+
+def _audio(data: Mapping[str, Any]) -> AudioConfig:
+    _no_unknown(data, {"microphone", "speaker"}, "audio.")
+    microphone = data.get("microphone", AudioConfig.microphone)
+    speaker = data.get("speaker", AudioConfig.speaker)
+    audio_spec(microphone, "audio.microphone", microphone=True)
+    audio_spec(speaker, "audio.speaker", microphone=False)
+    return AudioConfig(microphone, speaker)

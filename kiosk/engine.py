@@ -29,6 +29,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Origin
 
+from kiosk.audio import MutableAudioTrack, Speakers, open_microphone
 from kiosk.call import CallPeer, join
 from kiosk.camera import open_configured_camera
 from kiosk.config import KioskConfig
@@ -60,7 +61,7 @@ STATS_EVERY = 2.0
 GUEST_NAME = {"de": "Gast am Kiosk", "en": "Kiosk guest"}
 ACTIONS = (
     "start", "set_language", "choose_category", "set_name", "take_ticket", "back", "cancel",
-    "end_call", "touch", "motion",
+    "end_call", "touch", "motion", "mute",
 )  # fmt: skip
 
 
@@ -126,6 +127,7 @@ class Engine:
         ui: Ui | None = None,
         pin_factory: Any = None,
         camera_factory: Callable[[KioskConfig], CameraSource] | None = None,
+        microphone_factory: Callable[[KioskConfig], MutableAudioTrack | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -134,6 +136,9 @@ class Engine:
         self._pin_factory = pin_factory
         self._camera_factory = camera_factory or (
             lambda c: open_configured_camera(c.camera, c.video)
+        )
+        self._microphone_factory = microphone_factory or (
+            lambda c: open_microphone(c.audio.microphone)
         )
         self._clock = clock
         t = config.timeouts
@@ -152,6 +157,8 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._relay = MediaRelay()
         self._source: MediaStreamTrack | None = None
+        self.microphone: MutableAudioTrack | None = None
+        self.speakers = Speakers(config.audio.speaker)
         self._peer: CallPeer | None = None
         self._call_task: asyncio.Task[None] | None = None
         self._follow_task: asyncio.Task[None] | None = None
@@ -168,6 +175,7 @@ class Engine:
         self._stop = asyncio.Event()
         self.camera = self._camera_factory(self.config)
         self._source = self.camera.track()
+        self.microphone = self._microphone_factory(self.config)
         routes: dict[str, Any] = {"/state": self._state, "/status": self._status}
         self.server = await PageServer(
             routes,
@@ -215,6 +223,8 @@ class Engine:
             await self.server.close()
         if self.camera is not None:
             self.camera.close()
+        if self.microphone is not None:
+            self.microphone.stop()
 
     # ---- actions from the page and the hardware -----------------------------------------
     def act_threadsafe(self, name: str, *args: Any, timeout: float = 5.0) -> dict[str, Any]:
@@ -228,14 +238,35 @@ class Engine:
         """Run the flow action `name` and carry out its effects; the new view."""
         if name not in ACTIONS:
             raise ValueError(f"unknown action {name!r}")
+        if name == "mute":
+            return self._mute(*args)
         try:
             effects = getattr(self.flow, name)(*args)
         except (TypeError, ValueError) as exc:
             log.warning("page action %s refused: %s", name, exc)
-            return {**self.flow.view(), "refused": str(exc)}
+            return {**self.view(), "refused": str(exc)}
         self._run_effects(effects)
         self._update_led()
-        return self.flow.view()
+        return self.view()
+
+    def _mute(self, *args: Any) -> dict[str, Any]:
+        """The citizen mutes or unmutes the microphone (only during a call)."""
+        if len(args) != 1 or not isinstance(args[0], bool):
+            return {**self.view(), "refused": "mute takes true or false"}
+        if self.flow.screen != Screen.CALL or self.microphone is None:
+            return {**self.view(), "refused": "there is no microphone in use"}
+        self.microphone.muted = args[0]
+        self.flow.touch()  # a touch like any other
+        log.info("microphone %s", "muted" if args[0] else "on")
+        return self.view()
+
+    def view(self) -> dict[str, Any]:
+        """What the page draws: the flow's view plus the microphone's state."""
+        return {
+            **self.flow.view(),
+            "microphone": self.microphone is not None,
+            "muted": bool(self.microphone and self.microphone.muted),
+        }
 
     def command(self, cmd: str) -> None:
         """A command from the hub (thread-safe): reload, identify or reset."""
@@ -381,11 +412,15 @@ class Engine:
         self.stats.reset()
         self.stats.serving_at = self._clock()
         try:
+            if self.microphone is not None:
+                self.microphone.muted = False  # every visit starts with the microphone on
             peer = await join(
                 self.config.hub,
                 credentials,
                 self._relay.subscribe(self._source, buffered=False),
+                audio=self.microphone,
                 on_frame=self._on_remote_frame,
+                on_audio=self.speakers.play,
                 proxy=None,
             )
         except SignallingError as exc:
@@ -410,6 +445,9 @@ class Engine:
                 await task
         if peer is not None:
             await peer.close(leave=leave)
+        await asyncio.to_thread(self.speakers.close)
+        if self.microphone is not None:
+            self.microphone.muted = False
         await self._cancel(self._preview_task)
         self._preview_task = None
         self.remote.put(None)
@@ -490,6 +528,9 @@ class Engine:
             "connection": connection,
             "admit_to_first_frame": self.stats.admit_to_first_frame(),
             "jpegs": self.stats.jpegs,
+            "audio_frames_sent": self.microphone.frames_sent if self.microphone else None,
+            "audio_frames_played": self.speakers.frames_played(),
+            "muted": bool(self.microphone and self.microphone.muted),
         }
 
     def camera_ok(self) -> bool:
@@ -497,7 +538,7 @@ class Engine:
         return self._source is not None and self._source.readyState == "live"
 
     async def _state(self, _query: dict[str, str]) -> dict[str, Any]:
-        return self.flow.view()
+        return self.view()
 
     async def _status(self, _query: dict[str, str]) -> dict[str, Any]:
         view = self.flow.view()
@@ -512,7 +553,11 @@ class Engine:
 
     def telemetry(self) -> dict[str, object]:
         """Device facts for the health state (no personal data)."""
-        return {"camera_ok": self.camera_ok(), "screen": self.flow.screen.value}
+        return {
+            "camera_ok": self.camera_ok(),
+            "microphone_ok": self.microphone is not None and self.microphone.readyState == "live",
+            "screen": self.flow.screen.value,
+        }
 
     def _update_led(self) -> None:
         if self.hardware is None:

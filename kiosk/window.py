@@ -92,6 +92,10 @@ class KioskApi:
         """A touch anywhere (keeps the visit alive, wakes the screen)."""
         return self._act("touch")
 
+    def mute(self, on: bool) -> dict[str, Any]:
+        """Microphone off (True) or on again (False), during a call."""
+        return self._act("mute", on is True)
+
 
 class WindowUi:
     """The engine's handle on the window (called from worker threads)."""

@@ -22,10 +22,28 @@ def main() -> int:
     pot = ROOT / "build" / "messages.pot"
     pot.parent.mkdir(exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
-         "-k", "_", "-k", "gettext", "-k", "ngettext:1,2", "--no-location", "--omit-header",
-         "-o", str(pot), "."],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "_",
+            "-k",
+            "gettext",
+            "-k",
+            "ngettext:1,2",
+            "--no-location",
+            "--omit-header",
+            "-o",
+            str(pot),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     with pot.open("rb") as fh:
         template = read_po(fh)
@@ -35,9 +53,11 @@ def main() -> int:
             catalog = read_po(fh, locale=po_path.parts[-3])
         catalog.update(template, no_fuzzy_matching=True)
         for message in catalog:
-            if message.id and (not message.string or message.fuzzy or (
-                isinstance(message.string, tuple) and not all(message.string)
-            )):
+            if message.id and (
+                not message.string
+                or message.fuzzy
+                or (isinstance(message.string, tuple) and not all(message.string))
+            ):
                 missing.append(f"{po_path.parts[-3]}: {message.id!r}")
         with po_path.open("wb") as fh:
             write_po(fh, catalog, omit_header=False, no_location=True, width=100)

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from hub.auth import login_required, same_origin
 from hub.db import get_db, session_scope
+from hub.error_texts import friendly
 from hub.errors import Forbidden, NotFound, ServiceError
 from hub.live import RESYNC, Subscription
 from hub.models import ChatMessage, Document, Participant, Room
@@ -101,7 +102,10 @@ def room(slug: str) -> Any:
     except ServiceError as exc:
         get_db().rollback()
         return render_template(
-            "calls/enter.html", room=target, error=exc, name=request.form.get("name", "")
+            "calls/enter.html",
+            room=target,
+            error=friendly(exc),
+            name=request.form.get("name", ""),
         ), exc.status
     return remember(creds)
 
@@ -117,7 +121,7 @@ def invited(token: str) -> Any:
         creds = runtime.calls.join_invite(get_db(), token, request.form.get("name"))
     except ServiceError as exc:
         get_db().rollback()
-        return render_template("calls/invited.html", invite=invite, error=exc), exc.status
+        return render_template("calls/invited.html", invite=invite, error=friendly(exc)), exc.status
     return remember(creds)
 
 

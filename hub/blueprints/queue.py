@@ -31,7 +31,8 @@ from hub.blueprints.calls import remember as remember_call
 from hub.db import get_db, session_scope
 from hub.errors import ServiceError
 from hub.models import Department, Ticket, User
-from hub.runtime import QUEUE_TOPIC, HubRuntime
+from hub.queue_feed import QUEUE_TOPIC
+from hub.runtime import HubRuntime
 from hub.ticket_view import forwarded_to
 
 bp = Blueprint("queue", __name__)

@@ -25,7 +25,8 @@ from hub.auth import client_address, same_origin
 from hub.db import get_db, session_scope
 from hub.errors import NotFound, ServiceError
 from hub.live import RESYNC
-from hub.runtime import QUEUE_TOPIC, HubRuntime
+from hub.queue_feed import ticket_topic
+from hub.runtime import HubRuntime
 from hub.services.reception import MAX_DESCRIPTION, MAX_NAME, Place
 from hub.ticket_view import ticket_view
 
@@ -191,13 +192,13 @@ def stream_ticket(ws: Any, token: str) -> None:
     """Push a citizen's ticket view whenever it may have changed; the channel is read-only."""
     runtime = _runtime()
     with session_scope(runtime.sessions) as db:
-        ticket = runtime.reception.by_token(db, token)
-        public_id = ticket.public_id
-        last = ticket_view(runtime.reception, db, ticket)
+        public_id = runtime.reception.by_token(db, token).public_id
     request_db = g.pop("db", None)
     if request_db is not None:
         request_db.close()
-    with runtime.live.subscribe(QUEUE_TOPIC) as sub:
+    # Subscribe before reading the view, so that no change falls between the two.
+    with runtime.live.subscribe(ticket_topic(public_id)) as sub:
+        last = _fresh_view(runtime, token, None)
         ws.send(json.dumps({"type": "ticket", **last}))
         while ws.connected:
             if _refuse_input(ws):
@@ -205,8 +206,8 @@ def stream_ticket(ws: Any, token: str) -> None:
             event = sub.get(timeout=1)
             if event is None:
                 continue
-            view = _next_view(runtime, token, public_id, last, event)
-            if view is None or view == last:
+            view = _next_view(runtime, token, last, event)
+            if view == last:
                 continue
             last = view
             try:
@@ -228,24 +229,23 @@ def _refuse_input(ws: Any) -> bool:
 
 
 def _next_view(
-    runtime: HubRuntime, token: str, public_id: str, last: dict[str, Any], event: dict[str, Any]
-) -> dict[str, Any] | None:
-    if event is not RESYNC and event.get("ref") != public_id and last["status"] != "waiting":
-        return None  # a citizen in service or done: other tickets' moves change nothing here
-    if event is not RESYNC and event.get("ref") != public_id and last["status"] == "waiting":
-        position, estimate = event["places"].get(public_id, (None, None))
-        if position is None:
-            return None
-        next_view = dict(last)
-        next_view.update(position=position, estimate_minutes=estimate, next=position == 1)
-        return next_view
+    runtime: HubRuntime, token: str, last: dict[str, Any], event: dict[str, Any]
+) -> dict[str, Any]:
+    if event is RESYNC or event.get("own"):
+        return _fresh_view(runtime, token, event.get("place"))
+    place = event.get("place")
+    if place is None or last["status"] != "waiting":
+        return last  # a move in the queue changes nothing for a citizen not waiting
+    position, estimate = place
+    return {**last, "position": position, "estimate_minutes": estimate, "next": position == 1}
+
+
+def _fresh_view(runtime: HubRuntime, token: str, place: list[Any] | None) -> dict[str, Any]:
+    """The ticket as stored now; `place` saves the position query when the event has it."""
     with session_scope(runtime.sessions) as db:
         ticket = runtime.reception.by_token(db, token)
-        place = None
-        if event is not RESYNC and ticket.status == "waiting":
-            position, estimate = event["places"].get(public_id, (None, None))
-            place = Place(position, estimate) if position else None
-        return ticket_view(runtime.reception, db, ticket, place)
+        known = Place(place[0], place[1]) if place and ticket.status == "waiting" else None
+        return ticket_view(runtime.reception, db, ticket, known)
 
 
 @sock.route("/t/<token>/live", bp=bp)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub import validation
 from hub.clock import Clock
@@ -42,6 +42,8 @@ ESTIMATE_MIN_SAMPLES = 5
 ESTIMATE_WINDOW = timedelta(days=14)
 SERVER_WINDOW = timedelta(hours=1)
 STALE_WAITING = timedelta(hours=12)
+RATE_WINDOW = timedelta(minutes=10)
+RATE_CACHE = timedelta(seconds=5)  # how long a computed service rate is reused
 
 
 class RateLimited(ServiceError):
@@ -104,6 +106,7 @@ class ReceptionService:
         self.ticket_rate = ticket_rate
         self._end_call = end_call
         self._open_call = open_call
+        self._rate_cache: tuple[datetime, tuple[float | None, int]] | None = None
 
     # ---- reading ----------------------------------------------------------
     def reception_room(self, db: Session) -> Room | None:
@@ -190,6 +193,7 @@ class ReceptionService:
                 .where(
                     Ticket.status == "waiting",
                     same_queue,
+                    Ticket.arrived_at <= ticket.arrived_at,  # lets the index bound the count
                     or_(
                         Ticket.arrived_at < ticket.arrived_at,
                         (Ticket.arrived_at == ticket.arrived_at) & (Ticket.id < ticket.id),
@@ -203,6 +207,16 @@ class ReceptionService:
 
     def _service_rate(self, db: Session, now: datetime) -> tuple[float | None, int]:
         """Mean service time in seconds (None with too little history) and active servers."""
+        # Every position and estimate needs this; it changes only when a visit is admitted
+        # or ends, so it is reused for a few seconds (this process's changes renew it).
+        cached = self._rate_cache
+        if cached is not None and timedelta(0) <= now - cached[0] < RATE_CACHE:
+            return cached[1]
+        rate = self._compute_service_rate(db, now)
+        self._rate_cache = (now, rate)
+        return rate
+
+    def _compute_service_rate(self, db: Session, now: datetime) -> tuple[float | None, int]:
         rows = db.execute(
             select(Ticket.served_at, Ticket.ended_at)
             .where(
@@ -291,16 +305,19 @@ class ReceptionService:
         if not validation.flag(consent, "consent"):
             raise ValidationError("consent", "the privacy notice must be accepted")
         slug = validation.slug(category if isinstance(category, str) else "", "category")
-        cat = db.scalar(select(Category).where(Category.slug == slug, Category.active.is_(True)))
+        cat = db.scalar(
+            select(Category)
+            .options(joinedload(Category.department))
+            .where(Category.slug == slug, Category.active.is_(True))
+        )
         if cat is None:
             raise ValidationError("category", f"no category {slug!r}")
         room = self.reception_room(db)
+        now = self.clock.now()
         if room is None or not (
-            room.enabled
-            and Schedule.from_json(room.schedule_json).is_open(self.clock.now(), self.zone)
+            room.enabled and Schedule.from_json(room.schedule_json).is_open(now, self.zone)
         ):
             raise Conflict("the reception is closed", "reception")
-        now = self.clock.now()
         self._rate_limit(db, "ticket", rate_key, now)
         token = secrets.token_urlsafe(32)  # 256 bits
         ticket = Ticket(
@@ -319,20 +336,24 @@ class ReceptionService:
             arrived_at=now,
             created_at=now,
             erased=False,
+            messages=[],  # known empty: reading them later needs no query
         )
         db.add(ticket)
         db.commit()
-        self._changed(db, ticket)
+        self._changed(db, ticket, reception=room)
         return NewTicket(ticket, token)
 
     def _rate_limit(self, db: Session, kind: str, key: str, now: datetime) -> None:
-        window = now - timedelta(minutes=10)
-        db.execute(delete(RateEvent).where(RateEvent.kind == kind, RateEvent.at < window))
+        # Older events are deleted by purge(); the window keeps the count right meanwhile.
         used = (
             db.scalar(
                 select(func.count())
                 .select_from(RateEvent)
-                .where(RateEvent.kind == kind, RateEvent.key == key)
+                .where(
+                    RateEvent.kind == kind,
+                    RateEvent.key == key[:64],
+                    RateEvent.at >= now - RATE_WINDOW,
+                )
             )
             or 0
         )
@@ -534,7 +555,7 @@ class ReceptionService:
     def purge(self, db: Session) -> int:
         """Erase personal fields of visits that ended longer ago than the retention period."""
         now = self.clock.now()
-        db.execute(delete(RateEvent).where(RateEvent.at < now - timedelta(minutes=10)))
+        db.execute(delete(RateEvent).where(RateEvent.at < now - RATE_WINDOW))
         stale = list(
             db.scalars(
                 select(Ticket).where(
@@ -565,10 +586,15 @@ class ReceptionService:
         return len(due)
 
     # ---- plumbing -------------------------------------------------------------
-    def _changed(self, db: Session, ticket: Ticket, *rooms: str | None) -> None:
-        if ticket.status != "serving" and self._end_call is not None:
+    def _changed(
+        self, db: Session, ticket: Ticket, *rooms: str | None, reception: Room | None = None
+    ) -> None:
+        # A ticket that was never served has no call to end.
+        if ticket.status != "serving" and ticket.served_at and self._end_call is not None:
             self._end_call(db, ticket)  # leaving service ends the call, chat and documents
-        reception = self.reception_room(db)
+        if ticket.status != "waiting":
+            self._rate_cache = None  # service times or the number of servers changed
+        reception = reception or self.reception_room(db)
         for slug in {*(r for r in rooms if r), *([reception.slug] if reception else [])}:
             self._sync_room(db, slug)
         self._notify("queue", ticket.public_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -129,18 +129,14 @@ class RoomService:
 
     def _occupants(self, db: Session, room: Room) -> int:
         """Distinct people in the room: checked-in staff, served citizens, call participants."""
-        people: set[tuple[str, object]] = {
-            ("user", uid)
-            for uid in db.scalars(select(Presence.user_id).where(Presence.room_id == room.id))
-        }
-        people |= {
-            ("ticket", tid)
-            for tid in db.scalars(
-                select(Ticket.id).where(Ticket.status == "serving", Ticket.room_id == room.id)
-            )
-        }
-        connected = db.execute(
-            select(Participant.public_id, Participant.user_id, Participant.ticket_id)
+        # One statement: (user id, ticket id, guest seat) of everybody who counts.
+        none = null()
+        present = select(Presence.user_id, none, none).where(Presence.room_id == room.id)
+        served = select(none, Ticket.id, none).where(
+            Ticket.status == "serving", Ticket.room_id == room.id
+        )
+        connected = (
+            select(Participant.user_id, Participant.ticket_id, Participant.public_id)
             .join(CallSession)
             .where(
                 CallSession.room_id == room.id,
@@ -149,9 +145,11 @@ class RoomService:
                 Participant.admitted.is_(True),
                 Participant.left_at.is_(None),
             )
-        ).all()
-        for pid, uid, tid in connected:
-            people.add(("user", uid) if uid else ("ticket", tid) if tid else ("guest", pid))
+        )
+        people = {
+            ("user", uid) if uid else ("ticket", tid) if tid else ("guest", pid)
+            for uid, tid, pid in db.execute(union_all(present, served, connected))
+        }
         return len(people)
 
     def _derive(self, db: Session, room: Room, now: datetime) -> tuple[RoomState, int, int]:
@@ -171,9 +169,16 @@ class RoomService:
 
     def sync(self, db: Session, slug: str) -> RoomStatus | None:
         """Recompute one room; when anything visible changed, bump seq, commit, publish."""
+        # One sync at a time in this process: concurrent ones would only collide on seq
+        # and derive again; other processes still can, and then this one retries.
+        with self._publish_lock:
+            return self._sync(db, slug)
+
+    def _sync(self, db: Session, slug: str) -> RoomStatus | None:
+        fresh = select(Room).where(Room.slug == slug).execution_options(populate_existing=True)
         for _attempt in range(10):
-            db.rollback()
-            room = db.scalar(select(Room).where(Room.slug == slug))
+            _end_transaction(db)
+            room = db.scalar(fresh)
             if room is None:
                 return None
             now = self.clock.now()
@@ -185,7 +190,7 @@ class RoomService:
                 and room.published_name == room.name
             )
             if unchanged:
-                db.rollback()
+                _end_transaction(db)
                 return None
             since = room.since if room.state == state and room.since else now
             result = db.execute(
@@ -202,13 +207,22 @@ class RoomService:
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
+                db.rollback()
                 continue  # another process published first: derive again
-            with self._publish_lock:
-                db.commit()
-                db.expire_all()
-                status = self.status_of(self.get(db, slug), now)
-                self.publisher.publish_status(status)
-            db.rollback()
+            status = RoomStatus(
+                room=room.slug,
+                name=room.name,
+                state=state,
+                occupants=occupants,
+                waiting=waiting,
+                since=since,
+                seq=room.seq + 1,
+                updated=now,
+                ttl=self.ttl,
+            )
+            db.commit()
+            self.publisher.publish_status(status)
+            _end_transaction(db)
             return status
         raise RuntimeError(f"room {slug}: status kept changing under us")
 
@@ -353,3 +367,12 @@ class RoomService:
             db.delete(room)
             db.commit()
             self.publisher.clear_status(slug)
+
+
+def _end_transaction(db: Session) -> None:
+    """End the caller's transaction: the next read sees what other writers committed."""
+    if db.new or db.dirty or db.deleted:
+        raise RuntimeError("commit before syncing a room")  # a programming error
+    db.commit()
+    # Callers read relationships after a sync (a ticket's new room, say): reload them.
+    db.expire_all()

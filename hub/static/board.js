@@ -1,5 +1,6 @@
 // Live room board: applies every room status the hub pushes; never trusts an older seq.
 // The page passes its texts (in the page's language) as JSON in #board's data-texts.
+import { Chime, knockTones } from "./sound.js";
 const ICONS = {
   free: "✓",
   busy: "●",
@@ -86,26 +87,7 @@ function snapshot(event) {
   event.rooms.forEach(apply);
 }
 
-let audio = null;
-document.addEventListener("click", () => {
-  // Browsers only allow sound after the user touched the page once.
-  audio ??= new AudioContext();
-  if (audio.state === "suspended") audio.resume();
-});
-
-function ding() {
-  if (!audio || audio.state !== "running") return;
-  for (const [offset, freq] of [[0, 880], [0.25, 660]]) {
-    const osc = audio.createOscillator();
-    const gain = audio.createGain();
-    osc.frequency.value = freq;
-    gain.gain.setValueAtTime(0.2, audio.currentTime + offset);
-    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + offset + 0.4);
-    osc.connect(gain).connect(audio.destination);
-    osc.start(audio.currentTime + offset);
-    osc.stop(audio.currentTime + offset + 0.45);
-  }
-}
+const knockSound = new Chime(knockTones, 0.2, 0.4);
 
 function knock(event) {
   const card = cardOf(event.room);
@@ -115,7 +97,7 @@ function knock(event) {
   card.classList.add("knocking");
   const name = card.querySelector("h2").textContent;
   document.getElementById("announce").textContent = texts.knock.replace("{name}", () => name);
-  if (card.dataset.mine === "1") ding();
+  if (card.dataset.mine === "1") knockSound.play();
   clearTimeout(Number(card.dataset.knockTimer || 0));
   card.dataset.knockTimer = String(setTimeout(() => {
     note.hidden = true;

@@ -1,4 +1,6 @@
 // A call: peer-to-peer WebRTC mesh (up to 4), signalled through the hub's live channel.
+import { Chime, knockTones } from "./sound.js";
+
 const cfg = JSON.parse(document.getElementById("call-config").textContent);
 const T = JSON.parse(document.getElementById("call-texts").textContent);
 const $ = (id) => document.getElementById(id);
@@ -11,6 +13,8 @@ let ws = null;
 let finished = false;
 let admitted = false;
 let csrf = null;
+const knockSound = new Chime(knockTones, 0.2, 0.4);
+let heardKnocks = new Set();
 
 function send(message) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
@@ -176,7 +180,7 @@ function applyState(state) {
   if (!admitted) { setStatus(""); return; }
   if (state.room) $("room-name") && ($("room-name").textContent = state.room.name);
   stage.classList.toggle("private", state.private);
-  if (state.private) statusLine.dataset.private = T.private;
+  $("private-note").hidden = !state.private;
   const others = state.participants.filter((p) => p.id !== cfg.participant);
   for (const other of others) peer(other.id, other.name);
   for (const id of [...peers.keys()]) if (!others.some((o) => o.id === id)) drop(id);
@@ -197,6 +201,9 @@ function applyState(state) {
       if (p.id !== cfg.participant) li.append(button(T.remove, () => send({ type: "remove", participant: p.id })));
     });
     const knocking = $("knocking");
+    // A new knock rings once; the row stays visible until someone answers it.
+    if (state.knocking.some((k) => !heardKnocks.has(k.id))) knockSound.play();
+    heardKnocks = new Set(state.knocking.map((k) => k.id));
     knocking.replaceChildren(...state.knocking.map((k) => {
       const row = document.createElement("p");
       row.className = "knock";
@@ -326,7 +333,9 @@ $("upload-form").addEventListener("submit", async (e) => {
 if (cfg.role === "host") {
   $("move-form").addEventListener("submit", (e) => {
     e.preventDefault();
+    if (!$("move-room").value) return;
     send({ type: "move", room: $("move-room").value });
+    $("move-room").value = "";
   });
   $("dnd").addEventListener("click", (e) => {
     send({ type: "dnd", on: e.currentTarget.getAttribute("aria-pressed") !== "true" });

@@ -1,30 +1,12 @@
 // The staff queue: replaced live from the hub; new arrivals are highlighted and ring.
+import { Chime } from "./sound.js";
 const container = document.getElementById("queue-lists");
 const live = document.getElementById("live");
 const announce = document.getElementById("announce");
 const texts = JSON.parse(container.dataset.texts);
 let known = new Set([...container.querySelectorAll("ol.tickets [data-ticket]")].map((el) => el.dataset.ticket));
 let pending = null;
-let audio = null;
-
-document.addEventListener("click", () => {
-  audio ??= new AudioContext();
-  if (audio.state === "suspended") audio.resume();
-});
-
-function chime() {
-  if (!audio || audio.state !== "running") return;
-  for (const [offset, freq] of [[0, 660], [0.18, 880], [0.36, 990]]) {
-    const osc = audio.createOscillator();
-    const gain = audio.createGain();
-    osc.frequency.value = freq;
-    gain.gain.setValueAtTime(0.18, audio.currentTime + offset);
-    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + offset + 0.3);
-    osc.connect(gain).connect(audio.destination);
-    osc.start(audio.currentTime + offset);
-    osc.stop(audio.currentTime + offset + 0.32);
-  }
-}
+const arrival = new Chime([[0, 660], [0.18, 880], [0.36, 990]], 0.18, 0.3);
 
 let pressing = false;
 
@@ -60,7 +42,7 @@ function announceArrivals(ids, names) {
   known = new Set(ids);
   if (!arrived.length) return [];
   announce.textContent = texts.arrived.replace("{n}", arrived.map((id) => names[id] || "").join(", "));
-  chime();
+  arrival.play();
   return arrived;
 }
 

@@ -24,6 +24,7 @@
       waiting_hint: 'Eine Mitarbeiterin oder ein Mitarbeiter ruft Sie hier per Video an.',
       cancel: 'Abbrechen',
       end_call: 'Gespräch beenden',
+      mute: 'Mikrofon aus', unmute: 'Mikrofon ist aus – wieder einschalten',
       goodbye_title: 'Vielen Dank und auf Wiedersehen!',
       goodbye_hint: 'Ihre Angaben werden jetzt von diesem Gerät gelöscht.',
       oos_title: 'Zurzeit außer Betrieb',
@@ -51,6 +52,7 @@
       waiting_hint: 'A member of staff will call you here by video.',
       cancel: 'Cancel',
       end_call: 'End call',
+      mute: 'Microphone off', unmute: 'Microphone is off – turn it on',
       goodbye_title: 'Thank you and goodbye!',
       goodbye_hint: 'Your details are now being deleted from this device.',
       oos_title: 'Out of service',
@@ -211,6 +213,12 @@
         : (typeof view.position === 'number' ? t('position', view.position) : '');
       $('estimate').textContent = typeof view.estimate === 'number' ? t('estimate', view.estimate) : '';
     }
+    if (view.screen === 'call') {
+      var mute = $('mute');
+      mute.hidden = !view.microphone;
+      mute.setAttribute('aria-pressed', view.muted ? 'true' : 'false');
+      mute.textContent = view.muted ? t('unmute') : t('mute');
+    }
     if (view.screen === 'out-of-service') {
       $('retry').textContent = typeof view.retry_in === 'number' ? t('retry', Math.max(1, view.retry_in)) : '';
     }
@@ -238,6 +246,7 @@
   $('take-ticket').addEventListener('click', function () { act('take_ticket'); });
   $('cancel').addEventListener('click', function () { act('cancel'); });
   $('end-call').addEventListener('click', function () { act('end_call'); });
+  $('mute').addEventListener('click', function () { act('mute', !(view && view.muted)); });
   document.addEventListener('contextmenu', function (e) { e.preventDefault(); });
   poll();
 })();

@@ -21,11 +21,13 @@ from flask import Flask
 from playwright.sync_api import Browser, expect
 
 from hub.runtime import HubRuntime
+from kiosk.audio import MutableAudioTrack, Speakers, ToneTrack
 from kiosk.call import CallPeer, PeerStats, join
 from kiosk.media import SyntheticCamera
 from kiosk.signalling import CallCredentials
 from tests.conftest import add_user
 from tests.support.browser import PageLog, browser_context, log_in_page
+from tests.support.call_pages import prepare
 from tests.support.hubserver import LiveServer
 from tests.support.reception import join_queues, setup_reception
 
@@ -54,6 +56,20 @@ REMOTE_VIDEO_SIZE = """
 () => {
   const v = [...document.querySelectorAll('video[data-participant]')].find((v) => v.videoWidth > 0);
   return v ? [v.videoWidth, v.videoHeight] : null;
+}
+"""
+# The summed energy of the audio the page receives (WebRTC stats): it grows while sound,
+# not silence, arrives.
+AUDIO_ENERGY = """
+async () => {
+  let total = 0;
+  for (const pc of window.__peerConnections || []) {
+    if (pc.connectionState === 'closed') continue;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') total += s.totalAudioEnergy || 0;
+    });
+  }
+  return total;
 }
 """
 
@@ -110,11 +126,14 @@ class KioskLoop:
 
 
 class Kiosk:
-    """The kiosk's side of the call: a synthetic camera and a CallPeer, on a KioskLoop."""
+    """The kiosk's side of the call: a synthetic camera, a test-tone microphone, ALSA's null
+    device as the speaker and a CallPeer, on a KioskLoop."""
 
     def __init__(self, base_url: str, credentials: CallCredentials) -> None:
         self._aio = KioskLoop()
         self.camera: SyntheticCamera | None = None
+        self.microphone: MutableAudioTrack | None = None
+        self.speakers = Speakers("alsa:null")
         self.peer: CallPeer | None = None
         self.run_task: asyncio.Future[str] | None = None
         try:
@@ -125,7 +144,15 @@ class Kiosk:
 
     async def _start(self, base_url: str, credentials: CallCredentials) -> None:
         self.camera = SyntheticCamera(640, 480, fps=15)
-        self.peer = await join(base_url, credentials, self.camera.track(), proxy=None)
+        self.microphone = MutableAudioTrack(ToneTrack())
+        self.peer = await join(
+            base_url,
+            credentials,
+            self.camera.track(),
+            audio=self.microphone,
+            on_audio=self.speakers.play,
+            proxy=None,
+        )
         self.run_task = asyncio.ensure_future(self.peer.run())
 
     def stats(self) -> dict[str, PeerStats]:
@@ -145,11 +172,19 @@ class Kiosk:
         finally:
             self._aio.close()
 
+    def mute(self, on: bool) -> None:
+        """The citizen's mute button."""
+        assert self.microphone is not None
+        self.microphone.muted = on
+
     async def _stop(self) -> None:
         if self.peer is not None:
             await self.peer.close()
+        await asyncio.to_thread(self.speakers.close)
         if self.camera is not None:
             self.camera.close()
+        if self.microphone is not None:
+            self.microphone.stop()
         if self.run_task is not None:
             await asyncio.wait_for(self.run_task, timeout=5)
 
@@ -179,6 +214,7 @@ def test_kiosk_aiortc_peer_and_staff_chromium_exchange_video(
         token = ticket["token"]
 
         with browser_context(browser) as staff_ctx:
+            prepare(staff_ctx)
             desk = staff_ctx.new_page()
             log_in_page(desk, server.url, staff.username, staff.password)
             desk.goto(f"{server.url}/staff/queue")
@@ -231,6 +267,20 @@ def test_kiosk_aiortc_peer_and_staff_chromium_exchange_video(
                 MEDIA_SECONDS,
                 "audio frames from staff",
             )
+            # ... and plays it on its speaker (ALSA's null device here).
+            _wait_for(lambda: live.speakers.frames_played() > 10, MEDIA_SECONDS, "staff's voice")
+
+            # Staff hear the kiosk's microphone; muted, only silence arrives.
+            def energy_grows(seconds: float = 1.0) -> float:
+                before = call.evaluate(AUDIO_ENERGY)
+                time.sleep(seconds)
+                return call.evaluate(AUDIO_ENERGY) - before
+
+            _wait_for(lambda: energy_grows() > 1e-4 or None, MEDIA_SECONDS, "the kiosk's tone")
+            live.mute(True)
+            _wait_for(lambda: energy_grows() < 1e-7 or None, MEDIA_SECONDS, "silence")
+            live.mute(False)
+            _wait_for(lambda: energy_grows() > 1e-4 or None, MEDIA_SECONDS, "the tone again")
             SHOTS.mkdir(exist_ok=True)
             call.screenshot(path=str(SHOTS / "call-staff-with-kiosk.png"), full_page=True)
             assert page_log.errors == []

@@ -61,6 +61,18 @@ TICK = 0.2  # make_settings' tick_seconds: how often the reaper runs
 STATUS_MS = 5_000  # bound for a status change that includes a page action and a request
 ENDED = "Das Gespräch ist beendet."
 
+# Counts the tones pages play (a speaker is not attached to a headless browser).
+TONE_COUNTER = """
+(() => {
+  window.tonesPlayed = 0;
+  const realStart = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function (...args) {
+    window.tonesPlayed += 1;
+    return realStart.apply(this, args);
+  };
+})();
+"""
+
 
 @pytest.fixture(autouse=True)
 def _light_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,7 +169,11 @@ def test_private_room_with_an_invited_interpreter_and_documents(
         connections = {name: peer_states(p) for name, p in (("staff", call), ("citizen", citizen))}
         assert connections == {"staff": ["connected"], "citizen": ["connected"]}, connections
 
-        # Erika moves the conversation into the protected room sozialamt-2.
+        # Erika moves the conversation into the protected room sozialamt-2: she has to pick
+        # one (nothing is preselected).
+        assert call.get_by_label("In geschützten Raum verlegen").input_value() == ""
+        for page in (call, citizen):
+            expect(page.locator("#private-note")).to_be_hidden()
         moved_at = time.monotonic()
         call.get_by_label("In geschützten Raum verlegen").select_option("sozialamt-2")
         call.get_by_role("button", name="Verlegen").click()
@@ -166,6 +182,9 @@ def test_private_room_with_an_invited_interpreter_and_documents(
         for page in (call, citizen):
             expect(page.locator("#room-name")).to_have_text("Sozialamt-2")
             expect(page.locator("#stage")).to_have_class(re.compile(r"\bprivate\b"))
+            expect(page.locator("#private-note")).to_have_text(
+                re.compile("Geschützter Raum – niemand sonst kann eintreten.")
+            )
             # No renegotiation: the same element keeps playing over the same connection.
             wait_remote_videos(page, 1)
             assert page.evaluate(
@@ -285,6 +304,7 @@ def test_knock_flow_in_a_permanent_room(
     ):
         for ctx in (staff_ctx, guest_ctx, declined_ctx):
             prepare(ctx)
+        staff_ctx.add_init_script(script=TONE_COUNTER)
         base = server.url
         guest = guest_ctx.new_page()
         guest_log = PageLog().watch(guest)
@@ -298,7 +318,11 @@ def test_knock_flow_in_a_permanent_room(
         with guest.expect_response(f"{base}/r/{room}") as early:
             guest.get_by_role("button", name="Anklopfen").click()
         assert early.value.status == 409
-        expect(guest.get_by_role("alert")).not_to_be_empty()  # the reason, next to the form
+        # The reason, next to the form, in the visitor's language.
+        expect(guest.get_by_role("alert")).to_have_text(
+            "Gerade ist niemand im Raum, der Sie hereinbitten kann. "
+            "Bitte versuchen Sie es später noch einmal."
+        )
         expect(guest.get_by_label("Ihr Name")).to_have_value("Karl")
 
         # Erika walks in (logged in: no knocking); the room turns busy.
@@ -309,7 +333,10 @@ def test_knock_flow_in_a_permanent_room(
         _walk_in(staff, base, room)
         status.reaches(RoomState.BUSY, after=entered, within=STATUS_MS / 1000)
 
-        # Karl knocks: he waits at the door, sees nobody, and Erika is told.
+        # Karl knocks: he waits at the door, sees nobody, and Erika is told, with a sound
+        # (a page may sound only after it was touched once: Erika clicked into it).
+        staff.locator("#call-title").click()
+        assert staff.evaluate("() => window.tonesPlayed") == 0
         guest.get_by_role("button", name="Anklopfen").click()
         guest.wait_for_url(CALL_URL)
         knock_wait = guest.locator("#knock-wait")
@@ -319,6 +346,7 @@ def test_knock_flow_in_a_permanent_room(
         )
         knock = staff.locator("#knocking .knock", has_text="Karl klopft an")
         expect(knock).to_be_visible()
+        staff.wait_for_function("() => window.tonesPlayed >= 2")  # the two-note knock
         assert guest.locator("video[data-participant]").count() == 0
         assert status.current().occupants == 1  # a knocking guest is not inside yet
 

@@ -213,6 +213,12 @@ def test_citizen_on_a_is_admitted_by_staff_on_b(
         # the call (on A, her own hub); Bernd moves up to first place.
         expect(anna).to_have_url(re.compile(re.escape(hub_a) + r"/call/[\w-]+$"), timeout=LIVE_MS)
         expect(anna.locator("#call-title")).to_have_text(f"Gespräch: {ROOM_NAME}")
+        # The page's load event may come after its title shows: let Playwright deliver it.
+        wait_for(
+            lambda: anna.evaluate("() => document.readyState") == "complete"
+            and len(anna_log.loads) > anna_loads,
+            LIVE_MS / 1000,
+        )
         assert anna_log.loads[anna_loads:] == [anna.url], anna_log.loads  # one move, no reload
         expect(bernd_state).to_have_text("Sie sind als Nächstes an der Reihe.", timeout=LIVE_MS)
         expect(bernd.locator("#ticket")).to_have_attribute("data-position", "1")

@@ -221,6 +221,7 @@ def test_crossing_offers_end_in_one_call_where_the_polite_peer_gives_way() -> No
 def test_the_impolite_peer_offers_at_once() -> None:
     """call.js leaves the first offer to the impolite side (the smaller id), so p-a offers
     at once even with a long fallback delay, and p-b only answers."""
+
     async def body(hub: MemoryHub, a: CallPeer, b: CallPeer) -> None:
         # Garbage on the channel changes nothing.
         for junk in (

@@ -103,6 +103,8 @@ class KioskProcess:
             f'hub = "{hub_url}"\ndevice = "{DEVICE}"\nbroker = "{broker_url}"\n'
             f'camera = "synthetic"\nui_port = {self.port}\n'
             "[timeouts]\ngoodbye = 4\npoll = 0.5\nretry_min = 0.5\nretry_max = 2\n"
+            # A test tone as the microphone; staff's voice goes to ALSA's null device.
+            '[audio]\nmicrophone = "tone"\nspeaker = "alsa:null"\n'
         )
         self.log = tmp / "kiosk.log"
         env = {
@@ -240,8 +242,18 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
                 assert media["connection"] == "connected"
                 _until(lambda: kiosk.js("document.getElementById('remote-video').naturalWidth")
                        > 0, 10, "the staff video in the kiosk window")  # fmt: skip
-                _shot(xvfb, kiosk, "5-call", "Gespräch beenden")
+                _shot(xvfb, kiosk, "5-call", "Gespräch beenden", "Mikrofon aus")
                 assert "frames from staff" in kiosk.log_text()
+                # Sound both ways: the kiosk sends its microphone and plays staff's voice.
+                _until(lambda: kiosk.status()["media"]["audio_frames_played"] > 25, 10,
+                       "staff's voice on the kiosk's speaker")  # fmt: skip
+                assert kiosk.status()["media"]["audio_frames_sent"] > 25
+                # The citizen mutes the microphone by touch, and turns it on again.
+                kiosk.click("#mute")
+                _until(lambda: kiosk.status()["media"]["muted"], 5, "the microphone muted")
+                _shot(xvfb, kiosk, "5b-call-muted", "Mikrofon ist aus")
+                kiosk.click("#mute")
+                _until(lambda: not kiosk.status()["media"]["muted"], 5, "the microphone on")
                 print(f"admit to first staff frame (upper bound): {first_frame:.2f} s; {media}")
 
                 # Staff end the visit: goodbye, then the privacy reset.
