@@ -34,6 +34,7 @@ from aiortc import (
     RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.contrib.media import MediaRelay
@@ -330,7 +331,16 @@ class CallPeer:
 
     def _new_pc(self, link: _Link) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
-        pc.addTrack(self._relay.subscribe(self._source, buffered=False))
+        mime = getattr(self._source, "mime", None)  # a pre-encoded track sends its codec only
+        if mime is not None:
+            # Packets depend on each other: the relay must not drop any (buffered).
+            video = pc.addTransceiver(
+                self._relay.subscribe(self._source, buffered=True), direction="sendrecv"
+            )
+            codecs = RTCRtpSender.getCapabilities("video").codecs
+            video.setCodecPreferences([c for c in codecs if c.mimeType == mime])
+        else:
+            pc.addTrack(self._relay.subscribe(self._source, buffered=False))
         if self._audio is not None:
             pc.addTrack(self._relay.subscribe(self._audio, buffered=False))
         elif self._source.kind != "audio":

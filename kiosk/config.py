@@ -24,6 +24,7 @@ keys are written by ``empfang-kiosk enroll``)::
     width = 640
     height = 480
     fps = 15
+    pre_encoded = false                 # true: calls send H.264 from the Pi's encoder
 
     [audio]                             # ALSA devices (PulseAudio/PipeWire behind "default")
     microphone = "alsa:default"         # or "alsa:hw:1,0", "tone" (a test tone), "none"
@@ -140,6 +141,7 @@ class VideoConfig:
     width: int = 640
     height: int = 480
     fps: float = 15.0
+    pre_encoded: bool = False  # calls send H.264 packets (the Pi's hardware encoder)
 
 
 @dataclass(frozen=True)
@@ -364,12 +366,15 @@ def _timeouts(data: Mapping[str, Any]) -> Timeouts:
 
 
 def _video(data: Mapping[str, Any]) -> VideoConfig:
-    _no_unknown(data, {"width", "height", "fps"}, "video.")
+    _no_unknown(data, {"width", "height", "fps", "pre_encoded"}, "video.")
     width = _int(data.get("width", 640), "video.width", 160, 1920)
     height = _int(data.get("height", 480), "video.height", 120, 1080)
     if width % 2 or height % 2:
         _fail("video", "width and height must be even")
-    return VideoConfig(width, height, _number(data.get("fps", 15), "video.fps", 1, 30))
+    fps = _number(data.get("fps", 15), "video.fps", 1, 30)
+    return VideoConfig(
+        width, height, fps, _bool(data.get("pre_encoded", False), "video.pre_encoded")
+    )
 
 
 def _audio(data: Mapping[str, Any]) -> AudioConfig:

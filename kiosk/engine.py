@@ -158,6 +158,7 @@ class Engine:
         self._relay = MediaRelay()
         self._source: MediaStreamTrack | None = None
         self.microphone: MutableAudioTrack | None = None
+        self._encoded: MediaStreamTrack | None = None  # the H.264 track, once a call used it
         self.speakers = Speakers(config.audio.speaker)
         self._peer: CallPeer | None = None
         self._call_task: asyncio.Task[None] | None = None
@@ -417,7 +418,7 @@ class Engine:
             peer = await join(
                 self.config.hub,
                 credentials,
-                self._relay.subscribe(self._source, buffered=False),
+                self._call_video(),
                 audio=self.microphone,
                 on_frame=self._on_remote_frame,
                 on_audio=self.speakers.play,
@@ -435,6 +436,15 @@ class Engine:
         self._log_stats()
         self._run_effects(self.flow.call_ended())
         self._update_led()
+
+    def _call_video(self) -> MediaStreamTrack:
+        """The camera's picture for a call: its packets as they are, raw frames relayed."""
+        assert self.camera is not None and self._source is not None
+        video = self.camera.call_track()
+        if getattr(video, "mime", None) is not None:
+            self._encoded = video
+            return video  # pre-encoded: the call's own relay keeps every packet
+        return self._relay.subscribe(self._source, buffered=False)
 
     async def _end_call(self, leave: bool) -> None:
         peer, self._peer = self._peer, None
@@ -521,6 +531,8 @@ class Engine:
                 fps += peer.video_fps
                 connection = peer.connection
         sent = getattr(self._source, "frames_sent", None)
+        if sent is None:  # pre-encoded: the packets sent (one per picture)
+            sent = getattr(self._encoded, "packets_sent", None)
         return {
             "frames_received": self.stats.frames_received,
             "received_fps": round(fps, 1),

@@ -143,6 +143,10 @@ class CameraSource(Protocol):
         """The camera's one live track (share it between calls with aiortc's MediaRelay)."""
         ...
 
+    def call_track(self) -> MediaStreamTrack:
+        """What a call sends: `track()` itself, or H.264 packets when the camera encodes."""
+        ...
+
     def close(self) -> None:
         """Release the camera; safe to call more than once."""
         ...
@@ -160,6 +164,10 @@ class SyntheticCamera:
         if self._closed:
             raise RuntimeError("the camera is closed")
         return self._track
+
+    def call_track(self) -> SyntheticVideoTrack:
+        """The pattern's track (raw frames)."""
+        return self.track()
 
     def close(self) -> None:
         """Stop the track; safe to call more than once."""

@@ -23,7 +23,8 @@ from playwright.sync_api import Browser, expect
 from hub.runtime import HubRuntime
 from kiosk.audio import MutableAudioTrack, Speakers, ToneTrack
 from kiosk.call import CallPeer, PeerStats, join
-from kiosk.media import SyntheticCamera
+from kiosk.camera import EncodingCamera
+from kiosk.media import CameraSource, SyntheticCamera
 from kiosk.signalling import CallCredentials
 from tests.conftest import add_user
 from tests.support.browser import PageLog, browser_context, log_in_page
@@ -56,6 +57,22 @@ REMOTE_VIDEO_SIZE = """
 () => {
   const v = [...document.querySelectorAll('video[data-participant]')].find((v) => v.videoWidth > 0);
   return v ? [v.videoWidth, v.videoHeight] : null;
+}
+"""
+# The codecs of the video the page receives.
+VIDEO_CODECS = """
+async () => {
+  const seen = new Set();
+  for (const pc of window.__peerConnections || []) {
+    if (pc.connectionState === 'closed') continue;
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.codecId) {
+        seen.add(stats.get(s.codecId).mimeType);
+      }
+    });
+  }
+  return [...seen];
 }
 """
 # The summed energy of the audio the page receives (WebRTC stats): it grows while sound,
@@ -129,9 +146,12 @@ class Kiosk:
     """The kiosk's side of the call: a synthetic camera, a test-tone microphone, ALSA's null
     device as the speaker and a CallPeer, on a KioskLoop."""
 
-    def __init__(self, base_url: str, credentials: CallCredentials) -> None:
+    def __init__(
+        self, base_url: str, credentials: CallCredentials, pre_encoded: bool = False
+    ) -> None:
         self._aio = KioskLoop()
-        self.camera: SyntheticCamera | None = None
+        self.pre_encoded = pre_encoded
+        self.camera: CameraSource | None = None
         self.microphone: MutableAudioTrack | None = None
         self.speakers = Speakers("alsa:null")
         self.peer: CallPeer | None = None
@@ -143,12 +163,15 @@ class Kiosk:
             raise
 
     async def _start(self, base_url: str, credentials: CallCredentials) -> None:
-        self.camera = SyntheticCamera(640, 480, fps=15)
+        camera: CameraSource = SyntheticCamera(640, 480, fps=15)
+        if self.pre_encoded:  # H.264 packets, as the Pi's hardware encoder gives them
+            camera = EncodingCamera(camera, fps=15)
+        self.camera = camera
         self.microphone = MutableAudioTrack(ToneTrack())
         self.peer = await join(
             base_url,
             credentials,
-            self.camera.track(),
+            camera.call_track(),
             audio=self.microphone,
             on_audio=self.speakers.play,
             proxy=None,
@@ -189,8 +212,9 @@ class Kiosk:
             await asyncio.wait_for(self.run_task, timeout=5)
 
 
+@pytest.mark.parametrize("pre_encoded", [False, True], ids=["raw", "pre-encoded-h264"])
 def test_kiosk_aiortc_peer_and_staff_chromium_exchange_video(
-    browser: Browser, app: Flask, runtime: HubRuntime
+    browser: Browser, app: Flask, runtime: HubRuntime, pre_encoded: bool
 ) -> None:
     setup_reception(runtime)
     staff = add_user(runtime, "erika")
@@ -236,7 +260,7 @@ def test_kiosk_aiortc_peer_and_staff_chromium_exchange_video(
             status, body = _http_json("POST", f"{server.url}/api/v1/reception/tickets/{token}/call")
             assert status == 201, body
             credentials = CallCredentials.from_json(body)
-            kiosk = live = Kiosk(server.url, credentials)
+            kiosk = live = Kiosk(server.url, credentials, pre_encoded)
 
             # Staff see the kiosk's synthetic camera, playing, at its full size.
             try:
@@ -249,6 +273,9 @@ def test_kiosk_aiortc_peer_and_staff_chromium_exchange_video(
                 pytest.fail(f"no kiosk video on the staff page; {page_log}; {kiosk.stats()}")
             assert call.evaluate(REMOTE_VIDEO_PLAYS) is True
             assert call.evaluate(REMOTE_VIDEO_SIZE) == [640, 480]
+            # A pre-encoded picture travels as H.264 (the only codec the kiosk offers then).
+            expected_codec = "video/H264" if pre_encoded else "video/VP8"
+            assert call.evaluate(VIDEO_CODECS) == [expected_codec]
             expect(call.locator("#call-status")).to_have_text(
                 "Im Gespräch", timeout=MEDIA_SECONDS * 1000
             )
@@ -282,7 +309,8 @@ def test_kiosk_aiortc_peer_and_staff_chromium_exchange_video(
             live.mute(False)
             _wait_for(lambda: energy_grows() > 1e-4 or None, MEDIA_SECONDS, "the tone again")
             SHOTS.mkdir(exist_ok=True)
-            call.screenshot(path=str(SHOTS / "call-staff-with-kiosk.png"), full_page=True)
+            shot = "call-staff-with-kiosk" + ("-h264" if pre_encoded else "")
+            call.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
             assert page_log.errors == []
 
             kiosk.close()

@@ -215,8 +215,10 @@ def test_citizen_on_a_is_admitted_by_staff_on_b(
         expect(anna.locator("#call-title")).to_have_text(f"Gespräch: {ROOM_NAME}")
         # The page's load event may come after its title shows: let Playwright deliver it.
         wait_for(
-            lambda: anna.evaluate("() => document.readyState") == "complete"
-            and len(anna_log.loads) > anna_loads,
+            lambda: (
+                anna.evaluate("() => document.readyState") == "complete"
+                and len(anna_log.loads) > anna_loads
+            ),
             LIVE_MS / 1000,
         )
         assert anna_log.loads[anna_loads:] == [anna.url], anna_log.loads  # one move, no reload
