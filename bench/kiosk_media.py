@@ -123,6 +123,8 @@ SETTLE = 2.0  # seconds between "the call is up" and the start of the window
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 T = TypeVar("T")
+# Pictures of the staff's video the kiosk's page has drawn so far.
+REMOTE_PICTURES = "Number(document.getElementById('remote-video').dataset.frames || 0)"
 
 # Video frames decoded by every peer connection of the staff's call page (the peer hook of
 # tests/support/call_pages.py remembers the connections).
@@ -647,7 +649,7 @@ def run_call(kiosk: Kiosk, xvfb: Xvfb, base: str, options: Options) -> Figures:
                 raise BenchError(f"the staff page shows no kiosk video: {exc}") from None
             kiosk.wait_screen("call")
             until(
-                lambda: kiosk.js("document.getElementById('remote-video').naturalWidth") > 0,
+                lambda: kiosk.js(REMOTE_PICTURES) > 0,
                 10,
                 "the staff video in the kiosk window",
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -58,6 +59,10 @@ def _wait_stop(failed: threading.Event) -> int:
 
 def run(config: KioskConfig) -> int:
     """The windowed kiosk with its health link, until a stop signal."""
+    from kiosk.footprint import tune_allocator, web_view_environment
+
+    tune_allocator()  # before any worker thread exists
+    web_view_environment(os.environ)  # before Qt starts
     from kiosk.engine import Engine
     from kiosk.health import Health
     from kiosk.window import run_window

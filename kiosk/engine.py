@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import time
@@ -48,13 +47,13 @@ from kiosk.flow import (
 from kiosk.hardware import Hardware, LedState
 from kiosk.hub import HubClient, HubRefused, HubUnreachable
 from kiosk.media import CameraSource
-from kiosk.server import FrameFeed, PageServer
+from kiosk.server import FrameFeed, PageServer, Picture
 from kiosk.signalling import CallCredentials, SignallingError, live_url, origin_of
 
 log = logging.getLogger(__name__)
 
 TICK = 0.2
-REMOTE_FPS = 15.0  # at most this many JPEGs a second of the staff's video
+REMOTE_FPS = 15.0  # at most this many pictures a second of the staff's video
 PREVIEW_FPS = 5.0
 PREVIEW_SIZE = (320, 240)
 STATS_EVERY = 2.0
@@ -87,13 +86,11 @@ class NoUi:
         """Nothing to load."""
 
 
-def to_jpeg(frame: Any, size: tuple[int, int] | None = None, quality: int = 75) -> bytes:
-    """An av.VideoFrame as JPEG bytes (optionally scaled to `size`)."""
-    if size is not None:
-        frame = frame.reformat(width=size[0], height=size[1])
-    buffer = io.BytesIO()
-    frame.to_image().save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+def to_picture(frame: Any, size: tuple[int, int] | None = None) -> Picture:
+    """An av.VideoFrame as RGBA bytes for the page (optionally scaled to `size`)."""
+    width, height = size or (frame.width, frame.height)
+    rgba = frame.reformat(width=width, height=height, format="rgba")
+    return Picture(width, height, rgba.to_ndarray().tobytes())
 
 
 class CallStats:
@@ -107,7 +104,7 @@ class CallStats:
         self.frames_received = 0
         self.serving_at: float | None = None
         self.first_frame_at: float | None = None
-        self.jpegs = 0
+        self.pictures = 0
 
     def admit_to_first_frame(self) -> float | None:
         """Seconds from learning of the admission to the first staff frame."""
@@ -165,7 +162,7 @@ class Engine:
         self._follow_task: asyncio.Task[None] | None = None
         self._preview_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._last_remote_jpeg = 0.0
+        self._last_remote_picture = 0.0
         self._led: LedState | None = None
         self._stop: asyncio.Event | None = None
 
@@ -489,10 +486,10 @@ class Engine:
         if self.stats.first_frame_at is None:
             self.stats.first_frame_at = now
             log.info("first frame from staff after %.2f s", self.stats.admit_to_first_frame() or 0)
-        if self.remote.watchers and now - self._last_remote_jpeg >= 1 / REMOTE_FPS:
-            self._last_remote_jpeg = now
-            self.remote.put(to_jpeg(frame))
-            self.stats.jpegs += 1
+        if self.remote.watchers and now - self._last_remote_picture >= 1 / REMOTE_FPS:
+            self._last_remote_picture = now
+            self.remote.put(to_picture(frame))
+            self.stats.pictures += 1
 
     async def _preview(self) -> None:
         """The citizen's own picture, small and slow, while the page shows it."""
@@ -506,7 +503,7 @@ class Engine:
                 now = self._clock()
                 if self.preview.watchers and now - last >= 1 / PREVIEW_FPS:
                     last = now
-                    self.preview.put(to_jpeg(frame, PREVIEW_SIZE, quality=60))
+                    self.preview.put(to_picture(frame, PREVIEW_SIZE))
         except MediaStreamError:
             return
         finally:
@@ -539,7 +536,7 @@ class Engine:
             "frames_sent": sent,
             "connection": connection,
             "admit_to_first_frame": self.stats.admit_to_first_frame(),
-            "jpegs": self.stats.jpegs,
+            "pictures": self.stats.pictures,
             "audio_frames_sent": self.microphone.frames_sent if self.microphone else None,
             "audio_frames_played": self.speakers.frames_played(),
             "muted": bool(self.microphone and self.microphone.muted),
