@@ -43,6 +43,12 @@ class V4l2Camera:
     def __init__(self, device: str, video: VideoConfig) -> None:
         from aiortc.contrib.media import MediaPlayer
 
+        if not {"v4l2", "video4linux2"} & set(av.formats_available):
+            # PyAV's wheels from PyPI come without FFmpeg's device inputs.
+            raise RuntimeError(
+                "this PyAV has no V4L2 input: install the distribution's python3-av "
+                "(and let the kiosk's virtualenv see system packages) or use picamera2"
+            )
         self._player = MediaPlayer(
             device,
             format="v4l2",

@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from kiosk.config import parse_config
 
 pytestmark = pytest.mark.slow
 
@@ -311,7 +314,12 @@ def inventory(roots: dict[str, Path], tmp: Path, wheel: Path) -> dict[str, objec
                         "kiosk_hub_url": "https://empfang.test",
                         # Qt WebEngine (about 150 MB) is left out to keep the test fast.
                         "kiosk_webview_apt_packages": [],
-                        "kiosk_settings": {"camera": {"source": "synthetic"}},
+                        "kiosk_settings": {
+                            "camera": "synthetic",
+                            "gpio": {"call_button": 17, "motion_sensor": 4, "status_led": 27},
+                            "video": {"pre_encoded": True},
+                            "audio": {"microphone": "alsa:default", "speaker": "none"},
+                        },
                         "kiosk_nightly_reboot": True,
                     },
                 },
@@ -604,6 +612,12 @@ def test_kiosk_parts_that_run_on_debian(converged: Converged) -> None:
     config = converged.path("kiosk", "/etc/empfang/kiosk.toml")
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert 'hub = "https://empfang.test"' in config.read_text()
+    # Once enrollment adds the device's keys, the kiosk accepts the file as it is.
+    with config.open("rb") as fh:
+        settings = parse_config({**tomllib.load(fh), "device": "kiosk-test"})
+    assert settings.camera.kind == "synthetic" and settings.video.pre_encoded is True
+    assert (settings.gpio.call_button, settings.gpio.motion_sensor) == (17, 4)
+    assert (settings.audio.microphone, settings.audio.speaker) == ("alsa:default", "none")
 
 
 def test_display_configuration_is_accepted_by_the_display(converged: Converged) -> None:
