@@ -25,11 +25,11 @@ from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE
 
 from kiosk.config import CameraConfig, VideoConfig
 from kiosk.encoded import KEYFRAME_SECONDS, EncodedVideoTrack, SoftwareH264
-from kiosk.media import CameraSource, SyntheticCamera
+from kiosk.media import CameraSource, SyntheticCamera, next_or_end, put_newest
 
 PREVIEW_STREAM = (320, 240)  # the Pi camera's "lores" stream when the main one is encoded
 H264_BITRATE = 1_000_000
@@ -112,23 +112,14 @@ class Picamera2Track(MediaStreamTrack):
             self._loop.call_soon_threadsafe(self._end)
 
     def _end(self) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        put_newest(self._queue, None)
 
     async def _offer(self, frame: av.VideoFrame) -> None:
-        if self._queue.full():  # a slow consumer gets the newest picture
-            self._queue.get_nowait()
-        self._queue.put_nowait(frame)
+        put_newest(self._queue, frame)
 
     async def recv(self) -> av.VideoFrame:
         """The next captured frame with a 90 kHz timestamp from the wall clock."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = await self._queue.get()
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
+        frame = await next_or_end(self, self._queue)
         now = time.monotonic()
         if self._start is None:
             self._start = now

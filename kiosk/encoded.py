@@ -25,6 +25,8 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError
 
+from kiosk.media import next_or_end, put_newest
+
 log = logging.getLogger(__name__)
 
 H264_MIME = "video/H264"
@@ -84,18 +86,11 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._queue.put_nowait(packet)
 
     def _offer_end(self) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        put_newest(self._queue, None)
 
     async def recv(self) -> av.Packet:
         """The next packet."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            self.stop()
-            raise MediaStreamError
+        packet = await next_or_end(self, self._queue)
         self.packets_sent += 1
         return packet
 

@@ -136,6 +136,27 @@ class SyntheticVideoTrack(VideoStreamTrack):
                         image[y0 : y0 + s, x0 : x0 + s] = 255
 
 
+def put_newest(queue: asyncio.Queue[Any], item: object) -> None:
+    """Queue `item`; when the queue is full the oldest goes (a slow reader gets the newest).
+
+    None is the end of a track.
+    """
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
+async def next_or_end(track: MediaStreamTrack, queue: asyncio.Queue[Any]) -> Any:
+    """The next item of `track`'s queue; at the end (None) the track stops."""
+    if track.readyState != "live":
+        raise MediaStreamError
+    item = await queue.get()
+    if item is None:
+        track.stop()
+        raise MediaStreamError
+    return item
+
+
 class CameraSource(Protocol):
     """Where the kiosk's picture comes from (synthetic now; picamera2 or V4L2 on a Pi)."""
 

@@ -17,10 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CATALOGS = ROOT / "hub" / "translations"
 
 
-def main() -> int:
-    """Extract, update, check and compile every catalog."""
-    pot = ROOT / "build" / "messages.pot"
-    pot.parent.mkdir(exist_ok=True)
+def extract(pot: Path) -> None:
+    """Collect every translatable string of the project into the template `pot`."""
     subprocess.run(
         [
             sys.executable,
@@ -45,6 +43,13 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
+
+
+def main() -> int:
+    """Extract, update, check and compile every catalog."""
+    pot = ROOT / "build" / "messages.pot"
+    pot.parent.mkdir(exist_ok=True)
+    extract(pot)
     with pot.open("rb") as fh:
         template = read_po(fh)
     missing = []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+
+from scripts.i18n import extract
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "hub" / "translations" / "en" / "LC_MESSAGES"
@@ -20,28 +20,7 @@ def _key(value: object) -> object:
 
 def test_every_string_is_translated(tmp_path: Path) -> None:
     pot = tmp_path / "messages.pot"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "babel.messages.frontend",
-            "extract",
-            "-F",
-            "babel.cfg",
-            "-k",
-            "_",
-            "-k",
-            "gettext",
-            "-k",
-            "ngettext:1,2",
-            "-o",
-            str(pot),
-            ".",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    extract(pot)
     with pot.open("rb") as fh:
         wanted = {m.id for m in read_po(fh) if m.id}
     with (CATALOG / "messages.po").open("rb") as fh:
