@@ -3,7 +3,7 @@
 pywebview must own the main thread: `run_window` opens the window there, the engine runs
 on its own asyncio loop in a thread, and the page reaches the engine through `KioskApi`
 (``window.pywebview.api.<action>(…)``). The page polls ``/state`` from the engine's page
-server and shows the staff's video as MJPEG from the same server (see `kiosk.server`).
+server and shows the staff's video as raw pictures from the same server (see `kiosk.server`).
 
 Privacy reset of the web view (`WindowUi.reset`):
 - pywebview runs in private mode (an off-the-record QtWebEngine profile): cookies, web
