@@ -17,7 +17,6 @@ Run: .venv/bin/python bench/call_setup.py [--runs 20]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -25,24 +24,15 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
+from procfs import CLK_TCK, process_tree, tree_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub.config import load_settings  # noqa: E402
-from hub.db import upgrade  # noqa: E402
-from hub.runtime import HubRuntime  # noqa: E402
 from tests.support.browser import launch_chromium  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
-from tests.support.net import free_port  # noqa: E402
-from tests.support.processes import (  # noqa: E402
-    HttpClient,
-    HubProcess,
-    hub_env,
-    run_cli,
-    wait_healthy,
-)
-from tests.support.reception import join_queues, setup_reception  # noqa: E402
+from tests.support.processes import HttpClient  # noqa: E402
+from tests.support.seeded_hub import start_seeded_hub  # noqa: E402
 
 PASSWORD = "bench password 123"
 PLAYS = """
@@ -61,26 +51,7 @@ async () => {
 
 def tree_cpu_seconds(root_pid: int) -> float:
     """utime+stime of a process and all its descendants, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        stats[pid] = (int(fields[11]), int(fields[12]))
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        utime, stime = stats.get(pid, (0, 0))
-        total += utime + stime
-        todo.extend(children.get(pid, []))
-    return total / ticks
+    return tree_ticks(process_tree(root_pid)) / CLK_TCK
 
 
 def plays(page: Page, timeout_s: float) -> None:
@@ -136,33 +107,11 @@ def main() -> int:
         work = Path(tmp)
         broker = Mosquitto(work)
         broker.start()
-        port = free_port()
-        db_url = f"sqlite:///{work / 'hub.db'}"
-        env = hub_env(
-            mqtt_url=broker.url,
-            database_url=db_url,
-            instance_path=work / "inst",
-            secret_key="bench",
-            ticket_rate=100000,
+        hub, base = start_seeded_hub(
+            work, broker.url, "erika", PASSWORD, secret_key="bench", ticket_rate=100000
         )
-        upgrade(db_url)
-        settings = load_settings(environ=env, instance_path=work / "inst")
-        seeding = HubRuntime(settings)
-        try:
-            setup_reception(seeding)
-        finally:
-            seeding.close()
-        run_cli(["create-user", "erika", "--password-stdin"], env, stdin=PASSWORD + "\n")
-        seeding = HubRuntime(settings)
-        try:
-            join_queues(seeding, "erika", "sozialamt")
-        finally:
-            seeding.close()
-        hub = HubProcess(["run", "--port", str(port)], env, work / "hub.log").start()
-        base = f"http://127.0.0.1:{port}"
         times: list[float] = []
         try:
-            wait_healthy(hub, base)
             api = HttpClient(base)
             api.log_in("erika", PASSWORD)
             with sync_playwright() as pw:

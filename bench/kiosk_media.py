@@ -9,13 +9,14 @@ processes included) under Xvfb, camera ``synthetic`` at ``--width`` x ``--height
 ``--fps`` (default 640x480 at 15 fps), the health link to the broker. The staff member is a
 headless Debian Chromium (tests/support/browser.py) with the fake camera and microphone.
 
-The kiosk is driven as tests/kiosk/test_kiosk_e2e.py drives it: with
-``EMPFANG_KIOSK_TEST_HOOKS=1`` its page server answers ``/test/click`` (a real DOM click in
-the web view, whose handler calls the pywebview bridge) and ``/test/eval``; ``/status``
-(always there) reports the screen and ``Engine.media_figures()``. The citizen touches
-"Deutsch", "Wohngeld", types a name and takes a ticket; the staff member logs in, opens
-the live queue and clicks "Einlassen" on that ticket; the call runs; the staff member
-then ends the visit through the API and the kiosk is stopped with SIGTERM (exit 0 expected).
+The kiosk is driven as tests/kiosk/test_kiosk_e2e.py drives it, through
+tests/support/kiosk_process.py: with ``EMPFANG_KIOSK_TEST_HOOKS=1`` its page server answers
+``/test/click`` (a real DOM click in the web view, whose handler calls the pywebview
+bridge) and ``/test/eval``; ``/status`` (always there) reports the screen and
+``Engine.media_figures()``. The citizen touches "Deutsch", "Wohngeld", types a name and
+takes a ticket; the staff member logs in, opens the live queue and clicks "Einlassen" on
+that ticket; the call runs; the staff member then ends the visit through the API and the
+kiosk is stopped with SIGTERM (exit 0 expected).
 
 This is the kiosk's first call after it started (a cold call, as after a night's reboot).
 
@@ -71,44 +72,51 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
+from procfs import (
+    CLK_TCK,
+    cpu_ticks,
+    machine_busy_ticks,
+    process_tree,
+    pss_kib,
+    rss_kib,
+    start_time,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub.config import load_settings  # noqa: E402
-from hub.db import upgrade  # noqa: E402
-from hub.runtime import HubRuntime  # noqa: E402
 from tests.support.browser import launch_chromium, log_in_page  # noqa: E402
-from tests.support.call_pages import media_report, prepare, wait_remote_videos  # noqa: E402
+from tests.support.call_pages import (  # noqa: E402
+    inbound_total,
+    media_report,
+    prepare,
+    wait_remote_videos,
+)
+from tests.support.kiosk_process import (  # noqa: E402
+    REMOTE_PICTURES,
+    KioskExited,
+    KioskProcess,
+    until,
+)
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
-from tests.support.processes import (  # noqa: E402
-    HttpClient,
-    HubProcess,
-    hub_env,
-    run_cli,
-    wait_healthy,
-)
-from tests.support.reception import join_queues, setup_reception  # noqa: E402
+from tests.support.processes import HttpClient, HubProcess  # noqa: E402
+from tests.support.seeded_hub import start_seeded_hub  # noqa: E402
 from tests.support.xvfb import Xvfb  # noqa: E402
 
 TARGET_CPU_CORES = 1.0
@@ -120,27 +128,7 @@ STAFF_PASSWORD = "bench password 123"
 CITIZEN_NAME = "ADA"  # typed on the kiosk's keyboard, one key per letter
 STATUS_POLL = 0.01  # seconds between /status polls while waiting for the first frame
 SETTLE = 2.0  # seconds between "the call is up" and the start of the window
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
-T = TypeVar("T")
-# Pictures of the staff's video the kiosk's page has drawn so far.
-REMOTE_PICTURES = "Number(document.getElementById('remote-video').dataset.frames || 0)"
-
-# Video frames decoded by every peer connection of the staff's call page (the peer hook of
-# tests/support/call_pages.py remembers the connections).
-FRAMES_DECODED = """
-async () => {
-  let total = 0;
-  for (const pc of window.__peerConnections || []) {
-    if (pc.connectionState === 'closed') continue;
-    const stats = await pc.getStats();
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') total += s.framesDecoded || 0;
-    });
-  }
-  return total;
-}
-"""
 
 
 class BenchError(Exception):
@@ -189,82 +177,7 @@ def log(message: str) -> None:
     print(f"[kiosk_media {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def until(check: Callable[[], T | None], seconds: float, what: str) -> T:
-    """Poll `check` every 0.1 s until it returns something truthy; BenchError after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.1)
-
-
-# ---- /proc: the kiosk's process tree -------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name (index 0 is field 3, the state)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants that exist now."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int(_stat_fields(int(entry.name))[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def start_time(pid: int) -> int:
-    """When `pid` started (clock ticks after boot): tells a process from a later one."""
-    return int(_stat_fields(pid)[19])
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime + cutime + cstime of `pid` in clock ticks (0 when it is gone)."""
-    try:
-        fields = _stat_fields(pid)
-    except OSError:
-        return 0
-    return sum(int(v) for v in fields[11:15])
-
-
-def memory_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, Pss) of `pid` in KiB; zeros when it is gone."""
-    rss = pss = 0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    return rss, pss
-
-
-def machine_busy_ticks() -> int:
-    """Busy clock ticks of the whole machine (all CPUs), from the first line of /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields[:8]) - fields[3] - fields[4]  # without idle and iowait
+# ---- /proc: the kiosk's process tree (readings: bench/procfs.py) --------------------------
 
 
 @dataclass
@@ -281,12 +194,12 @@ class CpuReading:
     def take(cls, kiosk_pid: int, xvfb_pid: int) -> CpuReading:
         """Read them all now."""
         tree = process_tree(kiosk_pid)
-        helpers = sum(cpu_ticks(pid) for pid in tree if pid != kiosk_pid)
+        helpers = sum(cpu_ticks(pid, reaped_children=True) for pid in tree if pid != kiosk_pid)
         return cls(
             time.monotonic(),
-            cpu_ticks(kiosk_pid),
+            cpu_ticks(kiosk_pid, reaped_children=True),
             helpers,
-            cpu_ticks(xvfb_pid),
+            cpu_ticks(xvfb_pid, reaped_children=True),
             machine_busy_ticks(),
         )
 
@@ -303,7 +216,7 @@ class MemoryPeak:
     def sample(self, kiosk_pid: int) -> None:
         """Take one sample and keep the peaks."""
         tree = process_tree(kiosk_pid)
-        readings = {pid: memory_kib(pid) for pid in tree}
+        readings = {pid: (rss_kib(pid), pss_kib(pid)) for pid in tree}
         rss = sum(r for r, _ in readings.values())
         pss = sum(p for _, p in readings.values())
         if rss > self.rss:
@@ -333,46 +246,13 @@ def kiosk_config(hub_url: str, broker_url: str, ui_port: int, options: Options) 
     )
 
 
-def kiosk_executable() -> Path:
-    """The venv's `empfang-kiosk` console script (next to the running interpreter)."""
-    script = Path(sys.executable).parent / "empfang-kiosk"
-    if not script.exists():
-        raise BenchError(f"{script} is missing; install the package (pip install -e .[dev])")
-    return script
-
-
-class Kiosk:
-    """`empfang-kiosk run --config FILE` under Xvfb with the test hooks on."""
+class Kiosk(KioskProcess):
+    """The kiosk process that remembers its whole tree, to kill helpers that outlive it."""
 
     def __init__(self, workdir: Path, config_text: str, ui_port: int, xvfb: Xvfb) -> None:
-        self.port = ui_port
-        self.config = workdir / "kiosk.toml"
-        self.config.write_text(config_text)
-        self.log_file = workdir / "kiosk.log"
-        env = {
-            **xvfb.env(),
-            "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox",
-            "EMPFANG_KIOSK_TEST_HOOKS": "1",
-            "PYTHONUNBUFFERED": "1",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-        with self.log_file.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [str(kiosk_executable()), "run", "--config", str(self.config)],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        super().__init__(workdir, config_text, ui_port, xvfb)
         self.seen: dict[int, int] = {}  # pid -> start time of every process of the tree seen
         self.tree()
-
-    @property
-    def pid(self) -> int:
-        """The kiosk's Python process."""
-        return self.proc.pid
 
     def tree(self) -> list[int]:
         """The kiosk's process tree now (and remember it for the clean-up)."""
@@ -382,69 +262,19 @@ class Kiosk:
                 self.seen.setdefault(pid, start_time(pid))
         return pids
 
-    def get(self, path: str, timeout: float = 10) -> Any:
-        """GET a JSON route of the kiosk's page server."""
-        if self.proc.poll() is not None:
-            raise BenchError(f"the kiosk exited with {self.proc.returncode}")
-        url = f"http://127.0.0.1:{self.port}{path}"
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return json.load(answer)
-
-    def status(self) -> dict[str, Any]:
-        """Screen and media figures."""
-        return self.get("/status")
-
-    def js(self, script: str) -> Any:
-        """Evaluate `script` in the web view (test hook)."""
-        return self.get("/test/eval?" + urllib.parse.urlencode({"js": script}))["value"]
-
-    def click(self, selector: str) -> None:
-        """A real DOM click in the web view (test hook)."""
-        query = urllib.parse.urlencode({"selector": selector})
-        if self.get(f"/test/click?{query}")["clicked"] is not True:
-            raise BenchError(f"could not click {selector} in the kiosk")
-
-    def wait_screen(self, screen: str, seconds: float = 15) -> None:
-        """Until both the page and the engine show `screen`."""
-        until(
-            lambda: (
-                self.js("document.body.dataset.screen || null") == screen
-                and self.status()["screen"] == screen
-            ),
-            seconds,
-            f"the kiosk's {screen} screen",
-        )
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the kiosk's log."""
-        try:
-            return self.log_file.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
     def stop(self, timeout: float = 20) -> int | None:
         """SIGTERM and wait; the exit code (None if it had to be killed)."""
         if self.proc.poll() is None:
             self.tree()
-            self.proc.terminate()
-            try:
-                return self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                return None
-        return self.proc.returncode
+        return super().stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL the kiosk's group and what is left of its tree (never a reused pid)."""
-        if self.proc.poll() is None:  # not reaped yet: the group id is still ours
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        super().kill()
         for pid, started in self.seen.items():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 if start_time(pid) == started:
                     os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
 
 
 def take_ticket(kiosk: Kiosk) -> None:
@@ -491,7 +321,7 @@ class FirstFramePoller:
         while not self._stop.is_set():
             try:
                 media = self.kiosk.get("/status", timeout=5)["media"]
-            except (OSError, BenchError, KeyError, ValueError) as exc:
+            except (OSError, KioskExited, KeyError, ValueError) as exc:
                 self.error = repr(exc)
                 time.sleep(STATUS_POLL)
                 continue
@@ -510,43 +340,7 @@ class FirstFramePoller:
         return self.seen_at
 
 
-# ---- the hub --------------------------------------------------------------------------------
-
-
-def start_hub(work: Path, broker: Mosquitto) -> tuple[HubProcess, str]:
-    """Seed a reception and a staff member, then `empfang-hub run` on a free port."""
-    db_url = f"sqlite:///{work / 'hub.db'}"
-    env = hub_env(
-        mqtt_url=broker.url,
-        database_url=db_url,
-        instance_path=work / "inst",
-        secret_key="kiosk-bench",
-    )
-    upgrade(db_url)
-    settings = load_settings(environ=env, instance_path=work / "inst")
-    seeding = HubRuntime(settings)
-    try:
-        setup_reception(seeding)
-    finally:
-        seeding.close()
-    made = run_cli(
-        ["create-user", STAFF_USER, "--password-stdin"], env, stdin=STAFF_PASSWORD + "\n"
-    )
-    if made.returncode != 0:
-        raise BenchError(f"create-user failed: {made.stderr[-1000:]}")
-    seeding = HubRuntime(settings)
-    try:
-        join_queues(seeding, STAFF_USER, "sozialamt")
-    finally:
-        seeding.close()
-    port = free_port()
-    hub = HubProcess(["run", "--port", str(port)], env, work / "hub.log").start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(hub, base)
-    except AssertionError as exc:
-        raise BenchError(str(exc)) from None
-    return hub, base
+# ---- the hub -----------------------------------------------------------------------------
 
 
 def end_visit(api: HttpClient) -> None:
@@ -588,7 +382,7 @@ class Figures:
 
 def staff_frames_decoded(call: Page) -> int:
     """Video frames the staff's call page decoded so far (all peer connections)."""
-    return int(call.evaluate(FRAMES_DECODED))
+    return inbound_total(call, "video", "framesDecoded")
 
 
 def measure_call(
@@ -750,7 +544,9 @@ def run(options: Options, work: Path) -> bool:
     kiosk: Kiosk | None = None
     try:
         broker.start()
-        hub, base = start_hub(work, broker)
+        hub, base = start_seeded_hub(
+            work, broker.url, STAFF_USER, STAFF_PASSWORD, secret_key="kiosk-bench"
+        )
         log(f"hub up at {base}, broker at {broker.url}")
         xvfb = Xvfb(work / "xvfb.log").start()
         ui_port = free_port()

@@ -98,6 +98,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from procfs import CLK_TCK, machine_busy_ticks, process_tree, pss_mb, rss_mb, tree_ticks
 from status_latency import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -109,10 +110,7 @@ from status_latency import (
     hub_env,
     log,
     percentile,
-    process_tree,
-    pss_mb,
     raise_nofile_limit,
-    rss_mb,
     start_mosquitto,
     stop_group,
     wait_hub,
@@ -132,7 +130,6 @@ CATEGORIES = (
 )
 QUEUE_CATEGORIES = ("wohngeld", "grundsicherung")
 NS_PER_MS = 1_000_000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -231,16 +228,6 @@ def start_hub(
         )
 
 
-def tree_ticks(pids: list[int]) -> int:
-    """utime + stime clock ticks of `pids` (fields 14 and 15 of /proc/<pid>/stat)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(after_name[11]) + int(after_name[12])
-    return total
-
-
 def thread_count(pids: list[int]) -> int:
     """Threads of `pids`."""
     total = 0
@@ -248,12 +235,6 @@ def thread_count(pids: list[int]) -> int:
         with contextlib.suppress(OSError):
             total += len(os.listdir(f"/proc/{pid}/task"))
     return total
-
-
-def machine_busy_ticks() -> int:
-    """Busy clock ticks of the whole machine (all CPUs) from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields[:8]) - fields[3] - fields[4]  # minus idle and iowait
 
 
 @dataclass

@@ -109,6 +109,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
+from procfs import machine_busy_ticks, process_tree, pss_mb, rss_mb, tree_ticks
 
 SITE = "default"
 STATUS_FILTER = f"empfang/v1/{SITE}/rooms/+/status"
@@ -328,65 +329,6 @@ def stop_group(proc: subprocess.Popen[bytes] | None, grace: float = 15.0) -> Non
     proc.wait(timeout=10)
 
 
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants, from /proc/*/stat parent ids."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(parents.get(pid, []))
-    return tree
-
-
-def rss_mb(pids: list[int]) -> float:
-    """Sum of VmRSS over `pids`, in MiB."""
-    total_kb = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-    return total_kb / 1024
-
-
-def pss_mb(pids: list[int]) -> float:
-    """Sum of Pss (shared pages split between their users) over `pids`, in MiB."""
-    total_kb = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-    return total_kb / 1024
-
-
-def cpu_busy_ticks() -> int:
-    """Busy clock ticks of the whole machine (all CPUs) from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    return sum(fields[:8]) - idle - iowait
-
-
-def tree_ticks(pids: list[int]) -> int:
-    """utime + stime clock ticks of `pids` (children that already exited not included)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(after_name[11]) + int(after_name[12])
-    return total
-
-
 @dataclass
 class CpuMeter:
     """Share of the machine's CPU used by processes outside this benchmark meanwhile."""
@@ -397,12 +339,12 @@ class CpuMeter:
 
     def start(self) -> None:
         """Take the first reading."""
-        self.busy, self.ours = cpu_busy_ticks(), tree_ticks(process_tree(os.getpid()))
+        self.busy, self.ours = machine_busy_ticks(), tree_ticks(process_tree(os.getpid()))
         self.started = time.monotonic()
 
     def foreign_percent(self) -> float:
         """Percent of all CPUs' time, since start(), busy outside our process tree."""
-        busy = cpu_busy_ticks() - self.busy
+        busy = machine_busy_ticks() - self.busy
         ours = tree_ticks(process_tree(os.getpid())) - self.ours
         capacity = (time.monotonic() - self.started) * os.sysconf("SC_CLK_TCK")
         capacity *= os.cpu_count() or 1

@@ -19,6 +19,7 @@ done
 ensure_venv dev
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 status=0
 .venv/bin/python -m pytest -q "$@" || status=$?
 if [ $status -eq 5 ]; then

@@ -11,15 +11,11 @@ restart). A screenshot of every screen is saved to shots/ and checked for its ke
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -29,6 +25,7 @@ from werkzeug.serving import make_server
 from hub.runtime import HubRuntime
 from tests.conftest import add_user
 from tests.support.browser import browser_context, launch_chromium, log_in_page
+from tests.support.kiosk_process import REMOTE_PICTURES, KioskProcess, until
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Watcher
 from tests.support.net import free_port
@@ -39,9 +36,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "shots"
 DEVICE = "kiosk-rathaus"
-T = TypeVar("T")
-# Pictures of the staff's video the kiosk's page has drawn so far.
-REMOTE_PICTURES = "Number(document.getElementById('remote-video').dataset.frames || 0)"
 
 
 @pytest.fixture(scope="module")
@@ -81,82 +75,15 @@ class HubServer:
             self._server = None
 
 
-def _until(check: Callable[[], T | None], seconds: float, what: str) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.1)
-
-
-class KioskProcess:
-    """`python -m kiosk.cli run --config …` under Xvfb, with the test hooks on."""
-
-    def __init__(self, tmp: Path, hub_url: str, broker_url: str, xvfb: Xvfb) -> None:
-        self.port = free_port()
-        self.config = tmp / "kiosk.toml"
-        self.config.write_text(
-            f'hub = "{hub_url}"\ndevice = "{DEVICE}"\nbroker = "{broker_url}"\n'
-            f'camera = "synthetic"\nui_port = {self.port}\n'
-            "[timeouts]\ngoodbye = 4\npoll = 0.5\nretry_min = 0.5\nretry_max = 2\n"
-            # A test tone as the microphone; staff's voice goes to ALSA's null device.
-            '[audio]\nmicrophone = "tone"\nspeaker = "alsa:null"\n'
-        )
-        self.log = tmp / "kiosk.log"
-        env = {
-            **xvfb.env(),
-            "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox",
-            "EMPFANG_KIOSK_TEST_HOOKS": "1",
-            "PYTHONUNBUFFERED": "1",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kiosk.cli", "run", "--config", str(self.config)],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-            return json.load(r)
-
-    def status(self) -> dict[str, Any]:
-        return self.get("/status")
-
-    def js(self, script: str) -> Any:
-        return self.get("/test/eval?" + urllib.parse.urlencode({"js": script}))["value"]
-
-    def click(self, selector: str) -> None:
-        query = urllib.parse.urlencode({"selector": selector})
-        assert self.get(f"/test/click?{query}")["clicked"] is True, selector
-
-    def page_screen(self) -> str | None:
-        return self.js("document.body.dataset.screen || null")
-
-    def text(self) -> str:
-        return str(self.js("document.body.innerText"))
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                return self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+def _kiosk_config(hub_url: str, broker_url: str, ui_port: int) -> str:
+    """The kiosk's TOML: synthetic camera, short timeouts, a test tone as the microphone."""
+    return (
+        f'hub = "{hub_url}"\ndevice = "{DEVICE}"\nbroker = "{broker_url}"\n'
+        f'camera = "synthetic"\nui_port = {ui_port}\n'
+        "[timeouts]\ngoodbye = 4\npoll = 0.5\nretry_min = 0.5\nretry_max = 2\n"
+        # A test tone as the microphone; staff's voice goes to ALSA's null device.
+        '[audio]\nmicrophone = "tone"\nspeaker = "alsa:null"\n'
+    )
 
 
 def _shot(xvfb: Xvfb, kiosk: KioskProcess, name: str, *texts: str) -> None:
@@ -166,14 +93,6 @@ def _shot(xvfb: Xvfb, kiosk: KioskProcess, name: str, *texts: str) -> None:
     shown = kiosk.text()
     for text in texts:
         assert text in shown, f"{name}: {text!r} not in {shown!r}"
-
-
-def _wait_screen(kiosk: KioskProcess, screen: str, seconds: float = 15) -> None:
-    _until(
-        lambda: kiosk.page_screen() == screen and kiosk.status()["screen"] == screen,
-        seconds,
-        f"the kiosk's {screen} screen; log:\n{kiosk.log_text()[-3000:]}",
-    )
 
 
 def test_a_walk_in_citizen_is_served_at_the_kiosk(
@@ -188,29 +107,31 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
     state_topic = f"empfang/v1/default/devices/{DEVICE}/state"
     try:
         with Watcher(mosquitto.url, state_topic) as health:
-            kiosk = KioskProcess(tmp_path, hub.url, mosquitto.url, xvfb)
-            _wait_screen(kiosk, "attract", 60)
+            ui_port = free_port()
+            config = _kiosk_config(hub.url, mosquitto.url, ui_port)
+            kiosk = KioskProcess(tmp_path, config, ui_port, xvfb)
+            kiosk.wait_screen("attract", 60)
             online = health.wait(lambda m: json.loads(m.payload)["state"] == "online", 15)
             assert json.loads(online.payload)["kind"] == "kiosk"
-            _until(lambda: kiosk.js("document.getElementById('hub-figures').textContent"),
-                   10, "the hub's figures")  # fmt: skip
+            until(lambda: kiosk.js("document.getElementById('hub-figures').textContent"),
+                  10, "the hub's figures")  # fmt: skip
             _shot(xvfb, kiosk, "1-attract", "Willkommen im Rathaus", "Deutsch", "English")
 
             # The citizen's touches, through the page and its bridge.
             kiosk.click("#lang-de")
-            _wait_screen(kiosk, "concern")
-            _until(lambda: kiosk.js("!!document.getElementById('category-wohngeld')"), 10,
-                   "the categories")  # fmt: skip
+            kiosk.wait_screen("concern")
+            until(lambda: kiosk.js("!!document.getElementById('category-wohngeld')"), 10,
+                  "the categories")  # fmt: skip
             _shot(xvfb, kiosk, "2-concern", "Worum geht es?", "Wohngeld", "Ausweis")
             kiosk.click("#category-wohngeld")
-            _wait_screen(kiosk, "name")
+            kiosk.wait_screen("name")
             for key in "ADA":
                 kiosk.click(f"#key-{key}")
-            _until(lambda: kiosk.js("document.getElementById('name-field').textContent")
-                   == "Ada", 5, "the typed name")  # fmt: skip
+            until(lambda: kiosk.js("document.getElementById('name-field').textContent")
+                  == "Ada", 5, "the typed name")  # fmt: skip
             _shot(xvfb, kiosk, "3-name", "Wie dürfen wir Sie ansprechen?", "Wartenummer ziehen")
             kiosk.click("#take-ticket")
-            _wait_screen(kiosk, "waiting")
+            kiosk.wait_screen("waiting")
             _shot(xvfb, kiosk, "4-waiting", "Bitte warten Sie einen Moment", "Abbrechen")
 
             with browser_context(browser) as staff_ctx:
@@ -233,41 +154,41 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
                     ".some((v) => v.videoWidth === 640)",
                     timeout=20000,
                 )
-                _wait_screen(kiosk, "call")
+                kiosk.wait_screen("call")
                 # The kiosk counts staff frames and shows them in its window.
-                media = _until(
+                media = until(
                     lambda: (m := kiosk.status()["media"])["frames_received"] > 30 and m,
                     20,
                     "frames from staff",
                 )
                 first_frame = time.monotonic() - admitted_at
                 assert media["connection"] == "connected"
-                _until(lambda: kiosk.js(REMOTE_PICTURES)
-                       > 0, 10, "the staff video in the kiosk window")  # fmt: skip
+                until(lambda: kiosk.js(REMOTE_PICTURES)
+                      > 0, 10, "the staff video in the kiosk window")  # fmt: skip
                 _shot(xvfb, kiosk, "5-call", "Gespräch beenden", "Mikrofon aus")
                 assert "frames from staff" in kiosk.log_text()
                 # Sound both ways: the kiosk sends its microphone and plays staff's voice.
-                _until(lambda: kiosk.status()["media"]["audio_frames_played"] > 25, 10,
-                       "staff's voice on the kiosk's speaker")  # fmt: skip
+                until(lambda: kiosk.status()["media"]["audio_frames_played"] > 25, 10,
+                      "staff's voice on the kiosk's speaker")  # fmt: skip
                 assert kiosk.status()["media"]["audio_frames_sent"] > 25
                 # The citizen mutes the microphone by touch, and turns it on again.
                 kiosk.click("#mute")
-                _until(lambda: kiosk.status()["media"]["muted"], 5, "the microphone muted")
+                until(lambda: kiosk.status()["media"]["muted"], 5, "the microphone muted")
                 _shot(xvfb, kiosk, "5b-call-muted", "Mikrofon ist aus")
                 kiosk.click("#mute")
-                _until(lambda: not kiosk.status()["media"]["muted"], 5, "the microphone on")
+                until(lambda: not kiosk.status()["media"]["muted"], 5, "the microphone on")
                 print(f"admit to first staff frame (upper bound): {first_frame:.2f} s; {media}")
 
                 # Staff end the visit: goodbye, then the privacy reset.
                 desk.goto(f"{hub.url}/staff/queue")
                 # The live queue redraws its list: retry until the click lands.
                 desk.get_by_role("button", name="Besuch beenden").click(timeout=15000)
-                _wait_screen(kiosk, "goodbye")
+                kiosk.wait_screen("goodbye")
                 _shot(xvfb, kiosk, "6-goodbye", "Vielen Dank und auf Wiedersehen!")
                 assert kiosk.js("sessionStorage.getItem('kiosk.language')") == "de"
-                _wait_screen(kiosk, "attract", 20)
-                stored = _until(lambda: (s := kiosk.get("/test/storage"))["resets"] >= 1 and s,
-                                10, "the privacy reset")  # fmt: skip
+                kiosk.wait_screen("attract", 20)
+                stored = until(lambda: (s := kiosk.get("/test/storage"))["resets"] >= 1 and s,
+                               10, "the privacy reset")  # fmt: skip
                 assert (stored["local"], stored["session"], stored["cookies"]) == (0, 0, 0)
                 assert kiosk.js("sessionStorage.getItem('kiosk.language')") is None
                 status = kiosk.status()
@@ -278,10 +199,10 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
 
             # The hub goes away: out-of-service; it comes back: the kiosk recovers.
             hub.stop()
-            _wait_screen(kiosk, "out-of-service", 20)
+            kiosk.wait_screen("out-of-service", 20)
             _shot(xvfb, kiosk, "7-out-of-service", "Zurzeit außer Betrieb")
             hub.start()
-            _wait_screen(kiosk, "attract", 20)
+            kiosk.wait_screen("attract", 20)
             _shot(xvfb, kiosk, "8-recovered", "Willkommen im Rathaus")
             assert kiosk.proc.poll() is None
 

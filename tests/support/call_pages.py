@@ -55,15 +55,16 @@ SIZED_REMOTE_VIDEOS = (
     "(n) => [...document.querySelectorAll('video[data-participant]')]"
     ".filter((v) => v.videoWidth > 0).length >= n"
 )
-# Audio bytes received over every open peer connection of the page (WebRTC statistics).
-AUDIO_BYTES = """
-async () => {
+# The sum of one field (arg: [kind, field]) over the inbound-rtp statistics of one kind
+# ('audio' or 'video') of every open peer connection of the page.
+INBOUND_TOTAL = """
+async ([kind, field]) => {
   let total = 0;
   for (const pc of window.__peerConnections || []) {
     if (pc.connectionState === 'closed') continue;
     const stats = await pc.getStats();
     stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') total += s.bytesReceived || 0;
+      if (s.type === 'inbound-rtp' && s.kind === kind) total += s[field] || 0;
     });
   }
   return total;
@@ -116,19 +117,24 @@ def media_report(page: Page) -> str:
     return str(page.evaluate(MEDIA_REPORT))
 
 
+def inbound_total(page: Page, kind: str, field: str) -> int:
+    """Sum of `field` (e.g. bytesReceived) over the page's open inbound-rtp stats of `kind`."""
+    return int(page.evaluate(INBOUND_TOTAL, [kind, field]))
+
+
 def wait_audio_flowing(page: Page, timeout_ms: int = MEDIA_MS) -> tuple[int, int]:
     """Audio bytes received grow between two readings; returns (first, later) reading."""
     deadline = time.monotonic() + timeout_ms / 1000
     first = 0
     while first == 0:
-        first = page.evaluate(AUDIO_BYTES)
+        first = inbound_total(page, "audio", "bytesReceived")
         if time.monotonic() > deadline:
             raise AssertionError(f"{page.url}: no audio bytes received")
         if first == 0:
             time.sleep(0.2)
     while True:
         time.sleep(0.3)
-        later = page.evaluate(AUDIO_BYTES)
+        later = inbound_total(page, "audio", "bytesReceived")
         if later > first:
             return first, later
         if time.monotonic() > deadline:

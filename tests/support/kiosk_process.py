@@ -1,0 +1,157 @@
+"""The kiosk as production runs it, `empfang-kiosk run --config FILE`, in its own process
+group under Xvfb, driven through its page server with the test hooks on.
+
+With ``EMPFANG_KIOSK_TEST_HOOKS=1`` the page server answers ``/test/click`` (a real DOM
+click in the web view, whose handler calls the pywebview bridge) and ``/test/eval``;
+``/status`` (always there) reports the screen and the engine's media figures. Used by
+tests/kiosk/test_kiosk_e2e.py and bench/kiosk_media.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.support.xvfb import Xvfb
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+# Pictures of the staff's video the kiosk's page has drawn so far.
+REMOTE_PICTURES = "Number(document.getElementById('remote-video').dataset.frames || 0)"
+
+
+class KioskExited(AssertionError):
+    """The kiosk process ended while it was being driven."""
+
+
+def until(check: Callable[[], T | None], seconds: float, what: str) -> T:
+    """Poll `check` every 0.1 s until it returns something truthy; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = check()
+        except OSError:  # the page server is not answering (yet)
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def kiosk_executable() -> Path:
+    """The venv's `empfang-kiosk` console script (next to the running interpreter)."""
+    script = Path(sys.executable).parent / "empfang-kiosk"
+    if not script.exists():
+        raise AssertionError(f"{script} is missing; install the package (pip install -e .[dev])")
+    return script
+
+
+class KioskProcess:
+    """`empfang-kiosk run --config FILE` under Xvfb with the test hooks on."""
+
+    def __init__(self, workdir: Path, config_text: str, ui_port: int, xvfb: Xvfb) -> None:
+        self.port = ui_port
+        self.config = workdir / "kiosk.toml"
+        self.config.write_text(config_text)
+        self.log_file = workdir / "kiosk.log"
+        env = {
+            **xvfb.env(),
+            "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox",
+            "EMPFANG_KIOSK_TEST_HOOKS": "1",
+            "PYTHONUNBUFFERED": "1",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+        with self.log_file.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(kiosk_executable()), "run", "--config", str(self.config)],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        """The kiosk's Python process (also its process group id)."""
+        return self.proc.pid
+
+    def get(self, path: str, timeout: float = 10) -> Any:
+        """GET a JSON route of the kiosk's page server; KioskExited once the kiosk has ended."""
+        if self.proc.poll() is not None:
+            raise KioskExited(f"the kiosk exited with {self.proc.returncode}")
+        url = f"http://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return json.load(answer)
+
+    def status(self) -> dict[str, Any]:
+        """Screen and media figures."""
+        return self.get("/status")
+
+    def js(self, script: str) -> Any:
+        """Evaluate `script` in the web view (test hook)."""
+        return self.get("/test/eval?" + urllib.parse.urlencode({"js": script}))["value"]
+
+    def click(self, selector: str) -> None:
+        """A real DOM click in the web view (test hook)."""
+        query = urllib.parse.urlencode({"selector": selector})
+        if self.get(f"/test/click?{query}")["clicked"] is not True:
+            raise AssertionError(f"could not click {selector} in the kiosk")
+
+    def page_screen(self) -> str | None:
+        """The screen the web view's page shows."""
+        return self.js("document.body.dataset.screen || null")
+
+    def text(self) -> str:
+        """The page's text as shown."""
+        return str(self.js("document.body.innerText"))
+
+    def wait_screen(self, screen: str, seconds: float = 15) -> None:
+        """Until both the page and the engine show `screen`."""
+        until(
+            lambda: self.page_screen() == screen and self.status()["screen"] == screen,
+            seconds,
+            f"the kiosk's {screen} screen",
+        )
+
+    def log_text(self) -> str:
+        """The kiosk's log so far ('' when there is none)."""
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the kiosk's log."""
+        return self.log_text()[-chars:]
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM and wait; the exit code (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the kiosk's process group (while the kiosk is not reaped) and reap it."""
+        if self.proc.poll() is None:  # not reaped yet: the group id is still ours
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
