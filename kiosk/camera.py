@@ -134,11 +134,15 @@ class Picamera2Track(MediaStreamTrack):
 
 
 def _to_frame(array: Any) -> av.VideoFrame:
-    """A picamera2 picture as a VideoFrame: YUV420 comes as one (h * 3/2, w) plane array;
-    RGB888 and XRGB8888 are stored blue first, so their first three bytes are B, G, R."""
+    """A picamera2 picture as a yuv420p VideoFrame (see `SyntheticVideoTrack` for why).
+
+    YUV420 comes as one (h * 3/2, w) plane array; RGB888 and XRGB8888 are stored blue
+    first, so their first three bytes are B, G, R.
+    """
     if array.ndim == 2:
         return av.VideoFrame.from_ndarray(array, format="yuv420p")
-    return av.VideoFrame.from_ndarray(array[:, :, :3], format="bgr24")
+    bgr = av.VideoFrame.from_ndarray(array[:, :, :3], format="bgr24")
+    return bgr.reformat(format="yuv420p")  # a fresh frame: its converter is not shared
 
 
 class Picamera2Camera:

@@ -24,6 +24,7 @@ import time
 import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError
+from av.video.reformatter import VideoReformatter
 
 from kiosk.media import next_or_end, put_newest
 
@@ -110,6 +111,7 @@ class SoftwareH264:
         self._fps = fps
         self._bitrate = bitrate
         self._codec: av.VideoCodecContext | None = None
+        self._to_yuv = VideoReformatter()  # never the frame's own: others convert it too
         self._lock = threading.Lock()  # the codec is used from one worker at a time
         self._task = asyncio.get_running_loop().create_task(self._run(), name="h264 encoder")
 
@@ -135,8 +137,7 @@ class SoftwareH264:
         with self._lock:
             if self._codec is None:
                 self._codec = self._open(frame.width, frame.height)
-            yuv = frame.reformat(format="yuv420p")
-            yuv.pict_type = av.video.frame.PictureType.NONE
+            yuv = self._to_yuv.reformat(frame, format="yuv420p")
             return [(bytes(p), p.is_keyframe) for p in self._codec.encode(yuv)]
 
     async def _run(self) -> None:

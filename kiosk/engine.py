@@ -24,6 +24,7 @@ from urllib.parse import quote
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
+from av.video.reformatter import VideoReformatter
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Origin
@@ -86,10 +87,16 @@ class NoUi:
         """Nothing to load."""
 
 
-def to_picture(frame: Any, size: tuple[int, int] | None = None) -> Picture:
-    """An av.VideoFrame as RGBA bytes for the page (optionally scaled to `size`)."""
+def to_picture(
+    frame: Any, converter: VideoReformatter, size: tuple[int, int] | None = None
+) -> Picture:
+    """An av.VideoFrame as RGBA bytes for the page (optionally scaled to `size`).
+
+    `converter` belongs to the caller's thread: a frame's own converter may be busy in
+    another thread (an encoder's) with the same frame.
+    """
     width, height = size or (frame.width, frame.height)
-    rgba = frame.reformat(width=width, height=height, format="rgba")
+    rgba = converter.reformat(frame, width=width, height=height, format="rgba")
     return Picture(width, height, rgba.to_ndarray().tobytes())
 
 
@@ -153,6 +160,8 @@ class Engine:
         self.hardware: Hardware | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._relay = MediaRelay()
+        self._remote_converter = VideoReformatter()  # both used on the loop's thread only
+        self._preview_converter = VideoReformatter()
         self._source: MediaStreamTrack | None = None
         self.microphone: MutableAudioTrack | None = None
         self._encoded: MediaStreamTrack | None = None  # the H.264 track, once a call used it
@@ -488,7 +497,7 @@ class Engine:
             log.info("first frame from staff after %.2f s", self.stats.admit_to_first_frame() or 0)
         if self.remote.watchers and now - self._last_remote_picture >= 1 / REMOTE_FPS:
             self._last_remote_picture = now
-            self.remote.put(to_picture(frame))
+            self.remote.put(to_picture(frame, self._remote_converter))
             self.stats.pictures += 1
 
     async def _preview(self) -> None:
@@ -503,7 +512,7 @@ class Engine:
                 now = self._clock()
                 if self.preview.watchers and now - last >= 1 / PREVIEW_FPS:
                     last = now
-                    self.preview.put(to_picture(frame, PREVIEW_SIZE))
+                    self.preview.put(to_picture(frame, self._preview_converter, PREVIEW_SIZE))
         except MediaStreamError:
             return
         finally:

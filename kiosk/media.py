@@ -24,6 +24,7 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, VideoStreamTrack
 from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError
+from av.video.reformatter import VideoReformatter
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ STRIPE_SPEED = 4  # pixels the background moves per frame
 
 class SyntheticVideoTrack(VideoStreamTrack):
     """A moving colour pattern with a bouncing square and a frame counter.
+
+    Frames are yuv420p, as a camera's are: a frame is shared by every consumer (the
+    encoder of each call and the kiosk's own preview, in different threads), and PyAV
+    keeps one format converter per frame, which two threads must never use at once. An
+    encoder given yuv420p converts nothing.
 
     `fps` sets the pace (`next_timestamp()` sleeps until each frame is due); `clock` is
     injectable for tests. The counter drawn in the top-left corner is `frames_sent`.
@@ -76,6 +82,7 @@ class SyntheticVideoTrack(VideoStreamTrack):
         self._ticks = round(VIDEO_CLOCK_RATE / fps)
         self._first_at: float | None = None
         self._pts = 0
+        self._to_yuv = VideoReformatter()
         # Background: diagonal colour bands, twice as wide as the picture so that a moving
         # window over it is a cheap slice.
         x = np.arange(width + STRIPE_PERIOD, dtype=np.int32)[None, :]
@@ -99,9 +106,10 @@ class SyntheticVideoTrack(VideoStreamTrack):
         return self._pts, VIDEO_TIME_BASE
 
     async def recv(self) -> av.VideoFrame:
-        """The next frame, paced at `fps`."""
+        """The next frame (yuv420p, what the encoders take), paced at `fps`."""
         pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame.from_ndarray(self.render(self.frames_sent), format="rgb24")
+        rgb = av.VideoFrame.from_ndarray(self.render(self.frames_sent), format="rgb24")
+        frame = self._to_yuv.reformat(rgb, format="yuv420p")
         frame.pts = pts
         frame.time_base = time_base
         self.frames_sent += 1

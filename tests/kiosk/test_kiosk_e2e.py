@@ -75,12 +75,13 @@ class HubServer:
             self._server = None
 
 
-def _kiosk_config(hub_url: str, broker_url: str, ui_port: int) -> str:
+def _kiosk_config(hub_url: str, broker_url: str, ui_port: int, pre_encoded: bool) -> str:
     """The kiosk's TOML: synthetic camera, short timeouts, a test tone as the microphone."""
     return (
         f'hub = "{hub_url}"\ndevice = "{DEVICE}"\nbroker = "{broker_url}"\n'
         f'camera = "synthetic"\nui_port = {ui_port}\n'
         "[timeouts]\ngoodbye = 4\npoll = 0.5\nretry_min = 0.5\nretry_max = 2\n"
+        f"[video]\npre_encoded = {'true' if pre_encoded else 'false'}\n"
         # A test tone as the microphone; staff's voice goes to ALSA's null device.
         '[audio]\nmicrophone = "tone"\nspeaker = "alsa:null"\n'
     )
@@ -95,8 +96,14 @@ def _shot(xvfb: Xvfb, kiosk: KioskProcess, name: str, *texts: str) -> None:
         assert text in shown, f"{name}: {text!r} not in {shown!r}"
 
 
+@pytest.mark.parametrize("pre_encoded", [False, True], ids=["raw", "pre-encoded-h264"])
 def test_a_walk_in_citizen_is_served_at_the_kiosk(
-    browser: Browser, app: Flask, runtime: HubRuntime, mosquitto: Mosquitto, tmp_path: Path
+    browser: Browser,
+    app: Flask,
+    runtime: HubRuntime,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    pre_encoded: bool,
 ) -> None:
     setup_reception(runtime)
     staff = add_user(runtime, "erika")
@@ -108,7 +115,7 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
     try:
         with Watcher(mosquitto.url, state_topic) as health:
             ui_port = free_port()
-            config = _kiosk_config(hub.url, mosquitto.url, ui_port)
+            config = _kiosk_config(hub.url, mosquitto.url, ui_port, pre_encoded)
             kiosk = KioskProcess(tmp_path, config, ui_port, xvfb)
             kiosk.wait_screen("attract", 60)
             online = health.wait(lambda m: json.loads(m.payload)["state"] == "online", 15)
@@ -163,6 +170,10 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
                 )
                 first_frame = time.monotonic() - admitted_at
                 assert media["connection"] == "connected"
+                # The kiosk's picture keeps flowing (raw frames, or H.264 packets).
+                sent = media["frames_sent"]
+                until(lambda: kiosk.status()["media"]["frames_sent"] > sent + 15, 5,
+                      "the kiosk's picture to keep flowing")  # fmt: skip
                 until(lambda: kiosk.js(REMOTE_PICTURES)
                       > 0, 10, "the staff video in the kiosk window")  # fmt: skip
                 _shot(xvfb, kiosk, "5-call", "Gespräch beenden", "Mikrofon aus")

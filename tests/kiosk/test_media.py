@@ -23,13 +23,13 @@ class FakeClock:
         return self.now
 
 
-def test_frames_are_640x480_rgb_with_90khz_timestamps_at_the_chosen_rate() -> None:
+def test_frames_are_640x480_yuv_with_90khz_timestamps_at_the_chosen_rate() -> None:
     async def main() -> list[av.VideoFrame]:
         track = SyntheticVideoTrack(fps=30)
         return [await track.recv() for _ in range(4)]
 
     frames = asyncio.run(main())
-    assert [(f.width, f.height, f.format.name) for f in frames] == [(640, 480, "rgb24")] * 4
+    assert [(f.width, f.height, f.format.name) for f in frames] == [(640, 480, "yuv420p")] * 4
     assert [f.pts for f in frames] == [0, 3000, 6000, 9000]
     assert frames[0].time_base == Fraction(1, VIDEO_CLOCK_RATE)
 

@@ -8,6 +8,7 @@ import http.client
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from kiosk.engine import to_picture
 from kiosk.footprint import tune_allocator, web_view_environment
@@ -44,7 +45,8 @@ def test_pictures_files_and_routes() -> None:
             await asyncio.sleep(0.2)
             rgb = np.zeros((4, 6, 3), np.uint8)
             rgb[:, :, 0] = 200  # red
-            feed.put(to_picture(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            converter = VideoReformatter()
+            feed.put(to_picture(av.VideoFrame.from_ndarray(rgb, format="rgb24"), converter))
             status, headers, body = await waiting
             assert status == 200
             assert (headers["X-Frame"], headers["X-Width"], headers["X-Height"]) == ("1", "6", "4")
@@ -52,7 +54,8 @@ def test_pictures_files_and_routes() -> None:
             assert pixels[0, 0].tolist() == [200, 0, 0, 255]
             assert feed.watchers == 0  # nobody waits any more: the engine makes no pictures
             # Scaled for the preview.
-            scaled = to_picture(av.VideoFrame.from_ndarray(rgb, format="rgb24"), (2, 2))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            scaled = to_picture(frame, converter, (2, 2))
             assert (scaled.width, scaled.height, len(scaled.rgba)) == (2, 2, 16)
             # Unknown feeds and files, other methods, path tricks.
             assert (await asyncio.to_thread(_get, port, "/frame/secret.rgba"))[0] == 404
