@@ -37,9 +37,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn, cast
-from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from protocol.broker import BrokerAddress, BrokerUrlError
 from protocol.topics import is_slug
 
 DEFAULT_PATH = Path("/etc/empfang/display.toml")
@@ -72,36 +72,11 @@ def _fail(field: str, message: str) -> NoReturn:
     raise ConfigError(field, message)
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where and how to reach the broker, from an mqtt:// or mqtts:// URL."""
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: object, field: str = "broker") -> BrokerAddress:
-        """Parse mqtt[s]://[user:pass@]host[:port], or raise ConfigError naming ``field``."""
-        if not isinstance(url, str):
-            _fail(field, "must be a URL like mqtt://user:pass@host:1883")
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            _fail(field, "is not a valid URL (check the port)")
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            _fail(field, "must be a URL like mqtt://user:pass@host:1883 (or mqtts://)")
-        tls = parts.scheme == "mqtts"
-        return cls(
-            host=parts.hostname,
-            port=port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
+def _broker(value: object, field: str = "broker") -> BrokerAddress:
+    try:
+        return BrokerAddress.parse(value, field)
+    except BrokerUrlError as exc:
+        raise ConfigError(exc.field, exc.reason) from None
 
 
 @dataclass(frozen=True)
@@ -414,7 +389,7 @@ def parse_config(data: Mapping[str, Any]) -> DisplayConfig:
     _no_unknown(data, _TOP)
     if "broker" not in data:
         _fail("broker", "required, e.g. broker = 'mqtt://user:pass@host:1883'")
-    broker = BrokerAddress.parse(data["broker"])
+    broker = _broker(data["broker"])
     if "device" not in data:
         _fail("device", "required: this display's device id (a slug)")
     device = _slug(data["device"], "device")

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 
-from display.config import BrokerAddress, MqttConfig
+from display.config import MqttConfig
 from protocol import topics
+from protocol.broker import BrokerAddress
 from protocol.payloads import DeviceState, Knock
 
 log = logging.getLogger(__name__)

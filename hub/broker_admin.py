@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
-from hub.mqtt_bridge import BrokerAddress
 from protocol import topics
+from protocol.broker import BrokerAddress
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class DynsecAdmin:
     def __init__(
         self, url: str, site: str, *, timeout: float = 5.0, start_wait: float = 5.0
     ) -> None:
-        self.address = BrokerAddress.parse(url)
+        self.address = BrokerAddress.parse(url, "EMPFANG_MQTT_URL")
         self.site = topics.check_slug(site, "site")
         self.timeout = timeout
         self._start_wait = start_wait

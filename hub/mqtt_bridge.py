@@ -7,12 +7,11 @@ import ssl
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
 from protocol import topics
+from protocol.broker import BrokerAddress
 from protocol.errors import PayloadError, TopicError
 from protocol.payloads import (
     DeviceCommand,
@@ -35,32 +34,6 @@ SignalHandler = Callable[[str, str, Signal], None]
 DeviceStateHandler = Callable[[str, DeviceState | None, bool], None]
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where and how to reach the broker, parsed from an mqtt:// or mqtts:// URL."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """Parse mqtt[s]://[user:pass@]host[:port]."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"EMPFANG_MQTT_URL: {url!r} is not mqtt://host:port")
-        tls = parts.scheme == "mqtts"
-        return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-
 class MqttBridge:
     """Owns one paho client: last will, retained state, subscriptions and reconnects."""
 
@@ -76,7 +49,7 @@ class MqttBridge:
         on_signal: SignalHandler | None = None,
         on_device_state: DeviceStateHandler | None = None,
     ) -> None:
-        self.address = BrokerAddress.parse(url)
+        self.address = BrokerAddress.parse(url, "EMPFANG_MQTT_URL")
         self.site = site
         self.version = version
         self._on_status = on_status

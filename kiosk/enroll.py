@@ -1,192 +1,20 @@
 """``empfang-kiosk enroll``: trade a one-time code for this kiosk's id and broker login.
 
-``POST /api/v1/devices/enroll {"code", "kind": "kiosk"}`` answers ``{"device", "site",
-"broker": {"host", "port", "tls", "username", "password"}, "ca_cert"}``. The answer goes
-into the kiosk's configuration file, written atomically with mode 0600 (it holds the
-broker password), with the CA certificate next to it (also 0600); the kiosk's other
-settings already in the file (camera, GPIO pins, timeouts) are kept.
+The kiosk's other settings already in the file (camera, audio, GPIO pins, timeouts) are
+kept. The work is done by `protocol.enrollment`, which every device shares.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tomllib
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-from protocol.topics import is_slug
+from protocol.enrollment import EnrollError
+from protocol.enrollment import enroll as enroll_device
 
-ENROLL_PATH = "/api/v1/devices/enroll"
-OWNED = ("hub", "device", "site", "broker", "ca_file")
-
-
-class EnrollError(Exception):
-    """The enrollment failed; nothing was written. The message says why."""
-
-
-def hub_address(value: str) -> str:
-    """The hub's base URL (http or https), without a trailing slash."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EnrollError(f"--hub: {value!r} is not an address like https://empfang.example")
-    return value.rstrip("/")
-
-
-def read_existing(path: Path) -> dict[str, Any]:
-    """The configuration already in `path` (empty when there is none)."""
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except PermissionError:
-        raise EnrollError(f"{path} is not readable (run as the kiosk's user or root)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EnrollError(f"{path} is not valid TOML, fix it first: {exc}") from None
-
-
-def request_enrollment(hub: str, code: str, *, timeout: float = 15.0) -> dict[str, Any]:
-    """POST the code to the hub; its answer, checked field by field."""
-    request = urllib.request.Request(
-        hub + ENROLL_PATH,
-        data=json.dumps({"code": code, "kind": "kiosk"}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.load(response)
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc).get("error") or exc.reason
-        except (ValueError, AttributeError):
-            message = exc.reason
-        raise EnrollError(f"the hub refused the enrollment: {message} (HTTP {exc.code})") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise EnrollError(f"cannot reach the hub at {hub}: {getattr(exc, 'reason', exc)}") from None
-    except ValueError:
-        raise EnrollError("the hub's answer is not JSON") from None
-    return checked_answer(answer)
-
-
-def checked_answer(answer: object) -> dict[str, Any]:
-    """The enrollment answer if every field is valid, else EnrollError naming the field."""
-
-    def fail(field: str) -> EnrollError:
-        return EnrollError(f"the hub's answer has no valid {field!r}")
-
-    if not isinstance(answer, dict):
-        raise fail("body")
-    for field in ("device", "site"):
-        if not isinstance(answer.get(field), str) or not is_slug(answer[field]):
-            raise fail(field)
-    broker = answer.get("broker")
-    if not isinstance(broker, dict):
-        raise fail("broker")
-    for field in ("host", "username", "password"):
-        if not isinstance(broker.get(field), str) or not broker[field]:
-            raise fail(f"broker.{field}")
-    port = broker.get("port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise fail("broker.port")
-    if not isinstance(broker.get("tls"), bool):
-        raise fail("broker.tls")
-    if not isinstance(answer.get("ca_cert") or "", str):
-        raise fail("ca_cert")
-    return answer
-
-
-def broker_url(broker: Mapping[str, Any]) -> str:
-    """mqtt[s]://user:password@host:port with the login percent-encoded."""
-    scheme = "mqtts" if broker["tls"] else "mqtt"
-    host = str(broker["host"])
-    if ":" in host:
-        host = f"[{host}]"
-    user, password = quote(broker["username"], safe=""), quote(broker["password"], safe="")
-    return f"{scheme}://{user}:{password}@{host}:{broker['port']}"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically; the file is readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+__all__ = ["EnrollError", "enroll"]
 
 
 def enroll(hub: str, code: str, path: Path) -> dict[str, Any]:
     """Enroll this kiosk and write its configuration to `path`; the new settings."""
-    hub = hub_address(hub)
-    existing = read_existing(path)  # before the code is spent
-    answer = request_enrollment(hub, code)
-    ca_cert = str(answer.get("ca_cert") or "")
-    ca_file = path.with_name(f"{path.stem}-ca.pem") if ca_cert.strip() else None
-    data: dict[str, Any] = {
-        "hub": hub,
-        "device": answer["device"],
-        "site": answer["site"],
-        "broker": broker_url(answer["broker"]),
-    }
-    if ca_file is not None:
-        data["ca_file"] = str(ca_file)
-    data.update({k: v for k, v in existing.items() if k not in OWNED})
-    text = dump_toml(data)
-    if tomllib.loads(text) != data:
-        raise EnrollError("the configuration cannot be rewritten faithfully (unusual values?)")
-    if ca_file is not None:
-        write_private(ca_file, ca_cert)
-    write_private(path, text)
-    return data
-
-
-def _value(value: object, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EnrollError(f"{where}: cannot write {value!r}")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(item, where) for item in value) + "]"
-    raise EnrollError(f"{where}: cannot write a value of type {type(value).__name__}")
-
-
-def _key(key: str) -> str:
-    bare = key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
-    return key if bare else json.dumps(key)
-
-
-def dump_toml(data: Mapping[str, Any]) -> str:
-    """TOML for a document of scalars, lists and one level of tables."""
-    lines: list[str] = []
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    for key, value in data.items():
-        if key not in tables:
-            lines.append(f"{_key(key)} = {_value(value, key)}")
-    for name, table in tables.items():
-        lines.append("")
-        lines.append(f"[{_key(name)}]")
-        for key, value in table.items():
-            if isinstance(value, dict):
-                raise EnrollError(f"{name}.{key}: nested tables are not supported")
-            lines.append(f"{_key(key)} = {_value(value, f'{name}.{key}')}")
-    return "\n".join(lines) + "\n"
+    return enroll_device(hub, code, path, "kiosk")

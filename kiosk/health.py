@@ -19,8 +19,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from kiosk.config import BrokerAddress
 from protocol import topics
+from protocol.broker import BrokerAddress
 from protocol.errors import PayloadError
 from protocol.payloads import DeviceCommand, DeviceState
 

@@ -23,7 +23,7 @@ from hub.broker_admin import BrokerAdmin, BrokerAdminError, DeviceAccess, device
 from hub.clock import Clock
 from hub.errors import Conflict, NotFound, ServiceError, ValidationError
 from hub.models import DEVICE_KINDS, Device, RateEvent, Room
-from hub.mqtt_bridge import BrokerAddress
+from protocol.broker import BrokerAddress
 from protocol.payloads import DeviceCommand, DeviceConfig, DeviceState, format_time
 
 log = logging.getLogger(__name__)

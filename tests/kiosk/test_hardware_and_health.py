@@ -13,10 +13,11 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from kiosk.config import BrokerAddress, GpioConfig
+from kiosk.config import GpioConfig
 from kiosk.flow import Flow, Screen
 from kiosk.hardware import Hardware, LedState
 from kiosk.health import Health
+from protocol.broker import BrokerAddress
 from protocol.payloads import DeviceCommand
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Watcher
