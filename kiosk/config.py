@@ -38,28 +38,23 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 from protocol.broker import BrokerAddress, BrokerUrlError
-from protocol.topics import is_slug
+from protocol.settings import ConfigError, Pin
+from protocol.settings import boolean as _bool
+from protocol.settings import fail as _fail
+from protocol.settings import no_unknown as _no_unknown
+from protocol.settings import number as _number
+from protocol.settings import pin as _pin
+from protocol.settings import slug as _slug
+from protocol.settings import table as _table
+from protocol.settings import whole as _int
 
 DEFAULT_PATH = Path("/etc/empfang/kiosk.toml")
 ENV_VAR = "EMPFANG_KIOSK_CONFIG"
 LANGUAGES = ("de", "en")
-Pin = int | str
-
-
-class ConfigError(ValueError):
-    """The configuration is missing or malformed; the message starts with the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-def _fail(field: str, message: str) -> NoReturn:
-    raise ConfigError(field, message)
 
 
 def _broker(value: object, field: str = "broker") -> BrokerAddress:
@@ -238,59 +233,6 @@ def parse_config(data: Mapping[str, Any]) -> KioskConfig:
 
 
 # --- field checks ---------------------------------------------------------------------
-
-
-def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        _fail(key, "must be a table")
-    return value
-
-
-def _no_unknown(data: Mapping[str, Any], allowed: set[str], prefix: str = "") -> None:
-    for key in data:
-        if key not in allowed:
-            _fail(f"{prefix}{key}", "unknown setting (check the spelling)")
-
-
-def _slug(value: object, field: str) -> str:
-    if not isinstance(value, str) or not is_slug(value):
-        _fail(field, "must be a slug of 1-64 characters a-z, 0-9 and '-'")
-    return value
-
-
-def _bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        _fail(field, "must be true or false")
-    return value
-
-
-def _number(value: object, field: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(field, "must be a number")
-    if not low <= value <= high:
-        _fail(field, f"must be between {low:g} and {high:g}")
-    return float(value)
-
-
-def _int(value: object, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(field, "must be a whole number")
-    if not low <= value <= high:
-        _fail(field, f"must be between {low} and {high}")
-    return value
-
-
-def _pin(value: object, field: str) -> Pin:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        _fail(field, "must be a GPIO number like 17 or a name like 'GPIO17' or 'BOARD11'")
-    if isinstance(value, int) and not 0 <= value <= 53:
-        _fail(field, "must be a GPIO number between 0 and 53")
-    if isinstance(value, str) and not value.strip():
-        _fail(field, "must not be empty")
-    return value
 
 
 def _hub(value: object) -> str:
