@@ -52,7 +52,9 @@ share two cores here, so a high value makes the kiosk figures pessimistic.
 every ``--sample`` seconds (shared pages count once per process, so this overstates);
 ``kiosk_pss``: the peak of the summed Pss (``/proc/<pid>/smaps_rollup``, shared pages split);
 ``kiosk_rss_main`` / ``kiosk_rss_webengine`` split the peak RSS sample, ``kiosk_processes``
-counts its processes. MB means MiB.
+counts its processes. ``kiosk_rss_start`` is the first sample of the window and
+``kiosk_rss_growth`` the change from the first sample to the last in MB a minute: a kiosk
+runs calls all day, so memory must not creep. MB means MiB.
 
 ``frames_sent_per_s``: the synthetic camera's ``frames_sent`` (``SyntheticVideoTrack``,
 frames it produced for the call) over the window; ``frames_received_per_s``: the kiosk's
@@ -108,7 +110,6 @@ from tests.support.call_pages import (  # noqa: E402
     wait_remote_videos,
 )
 from tests.support.kiosk_process import (  # noqa: E402
-    REMOTE_PICTURES,
     KioskExited,
     KioskProcess,
     until,
@@ -212,6 +213,8 @@ class MemoryPeak:
     rss_main: int = 0
     pss: int = 0
     processes: int = 0
+    first: tuple[float, int] | None = None  # (monotonic time, summed RSS) of the first sample
+    last: tuple[float, int] | None = None
 
     def sample(self, kiosk_pid: int) -> None:
         """Take one sample and keep the peaks."""
@@ -219,10 +222,18 @@ class MemoryPeak:
         readings = {pid: (rss_kib(pid), pss_kib(pid)) for pid in tree}
         rss = sum(r for r, _ in readings.values())
         pss = sum(p for _, p in readings.values())
+        self.last = (time.monotonic(), rss)
+        self.first = self.first or self.last
         if rss > self.rss:
             self.rss, self.rss_main = rss, readings.get(kiosk_pid, (0, 0))[0]
             self.processes = len(tree)
         self.pss = max(self.pss, pss)
+
+    def growth(self) -> float:
+        """MiB a minute from the first sample to the last."""
+        if self.first is None or self.last is None or self.last[0] <= self.first[0]:
+            return 0.0
+        return (self.last[1] - self.first[1]) / 1024 / ((self.last[0] - self.first[0]) / 60)
 
 
 # ---- the kiosk ----------------------------------------------------------------------------
@@ -400,6 +411,8 @@ def measure_call(
         if now >= next_sample:
             memory.sample(kiosk.pid)
             next_sample += options.sample
+            if memory.last and int(now - before.at) % 10 == 0 and now - before.at >= 1:
+                log(f"kiosk RSS {memory.last[1] / 1024:.1f} MB after {now - before.at:.0f} s")
         if kiosk.proc.poll() is not None:
             raise BenchError(f"the kiosk exited during the call with {kiosk.proc.returncode}")
         time.sleep(max(0.0, min(next_sample, end) - time.monotonic()))
@@ -443,7 +456,7 @@ def run_call(kiosk: Kiosk, xvfb: Xvfb, base: str, options: Options) -> Figures:
                 raise BenchError(f"the staff page shows no kiosk video: {exc}") from None
             kiosk.wait_screen("call")
             until(
-                lambda: kiosk.js(REMOTE_PICTURES) > 0,
+                lambda: kiosk.remote_painted() > 0,
                 10,
                 "the staff video in the kiosk window",
             )
@@ -498,6 +511,8 @@ def report(f: Figures) -> bool:
         ("kiosk_rss_main", f"{f.memory.rss_main / 1024:.1f}", "MB"),
         ("kiosk_rss_webengine", f"{(f.memory.rss - f.memory.rss_main) / 1024:.1f}", "MB"),
         ("kiosk_pss", f"{f.memory.pss / 1024:.1f}", "MB"),
+        ("kiosk_rss_start", f"{(f.memory.first or (0, 0))[1] / 1024:.1f}", "MB"),
+        ("kiosk_rss_growth", f"{f.memory.growth():.1f}", "MB/min"),
         ("kiosk_processes", f"{f.memory.processes}", "processes"),
         ("frames_sent_per_s", f"{f.frames_sent / wall:.1f}", "frames/s"),
         ("frames_received_per_s", f"{f.frames_received / wall:.1f}", "frames/s"),

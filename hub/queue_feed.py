@@ -3,7 +3,8 @@
 Every ticket change reaches every hub process as an MQTT event. A burst of events (many
 citizens arriving at once) is handled with one position computation, and a waiting
 citizen's live channel hears of it only when their own place changed or their own ticket
-was the one that changed. Staff queue pages get one nudge per burst.
+was the one that changed, and once after it starts listening. Staff queue pages get one
+nudge per burst.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class QueueFeed:
         self._live = live
         self._places = places
         self._inbox: queue.Queue[object] = queue.Queue()
-        self._last: dict[str, PlaceTuple] | None = None  # None: nothing sent yet
+        # What each listening citizen was last told; a new listener is told at the next burst.
+        self._told: dict[str, PlaceTuple | None] = {}
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -72,7 +74,7 @@ class QueueFeed:
                 self.deliver(events)  # type: ignore[arg-type]
             except Exception:  # the feed must survive a database hiccup
                 log.exception("queue update failed")
-                self._last = None  # the next burst tells everybody again
+                self._told = {}  # the next burst tells everybody again
             if stop:
                 return
 
@@ -81,19 +83,19 @@ class QueueFeed:
         staff = self._live.has_subscribers(QUEUE_TOPIC)
         citizens = self._live.topics(TICKET_PREFIX)
         if not staff and not citizens:
-            self._last = None  # nobody listens: the next listener starts from scratch
+            self._told = {}
             return
         places = self._places()
         refs = {ref for _kind, ref in events if ref}
         if staff:
             self._live.publish(QUEUE_TOPIC, {"type": "queue", "refs": sorted(refs)})
-        last = self._last
+        told: dict[str, PlaceTuple | None] = {}
         for topic in citizens:
             public_id = topic[len(TICKET_PREFIX) :]
-            place = places.get(public_id)
+            place = told[public_id] = places.get(public_id)
             own = public_id in refs
-            if own or last is None or last.get(public_id) != place:
+            if own or public_id not in self._told or self._told[public_id] != place:
                 self._live.publish(
                     topic, {"type": "queue", "own": own, "place": list(place) if place else None}
                 )
-        self._last = places
+        self._told = told

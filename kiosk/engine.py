@@ -48,7 +48,8 @@ from kiosk.flow import (
 from kiosk.hardware import Hardware, LedState
 from kiosk.hub import HubClient, HubRefused, HubUnreachable
 from kiosk.media import CameraSource
-from kiosk.server import FrameFeed, PageServer, Picture
+from kiosk.pictures import FrameFeed, to_picture
+from kiosk.server import PageServer
 from kiosk.signalling import CallCredentials, SignallingError, live_url, origin_of
 
 log = logging.getLogger(__name__)
@@ -85,19 +86,6 @@ class NoUi:
 
     def reload(self) -> None:
         """Nothing to load."""
-
-
-def to_picture(
-    frame: Any, converter: VideoReformatter, size: tuple[int, int] | None = None
-) -> Picture:
-    """An av.VideoFrame as RGBA bytes for the page (optionally scaled to `size`).
-
-    `converter` belongs to the caller's thread: a frame's own converter may be busy in
-    another thread (an encoder's) with the same frame.
-    """
-    width, height = size or (frame.width, frame.height)
-    rgba = converter.reformat(frame, width=width, height=height, format="rgba")
-    return Picture(width, height, rgba.to_ndarray().tobytes())
 
 
 class CallStats:
@@ -184,11 +172,7 @@ class Engine:
         self._source = self.camera.track()
         self.microphone = self._microphone_factory(self.config)
         routes: dict[str, Any] = {"/state": self._state, "/status": self._status}
-        self.server = await PageServer(
-            routes,
-            {"remote": self.remote, "preview": self.preview},
-            port=self.config.ui_port,
-        ).start()
+        self.server = await PageServer(routes, port=self.config.ui_port).start()
         try:
             self.hardware = Hardware(
                 self.config.gpio,
@@ -497,7 +481,7 @@ class Engine:
             log.info("first frame from staff after %.2f s", self.stats.admit_to_first_frame() or 0)
         if self.remote.watchers and now - self._last_remote_picture >= 1 / REMOTE_FPS:
             self._last_remote_picture = now
-            self.remote.put(to_picture(frame, self._remote_converter))
+            self.remote.put(to_picture(frame, self._remote_converter, self.remote.box))
             self.stats.pictures += 1
 
     async def _preview(self) -> None:
@@ -512,7 +496,8 @@ class Engine:
                 now = self._clock()
                 if self.preview.watchers and now - last >= 1 / PREVIEW_FPS:
                     last = now
-                    self.preview.put(to_picture(frame, self._preview_converter, PREVIEW_SIZE))
+                    box = self.preview.box or PREVIEW_SIZE
+                    self.preview.put(to_picture(frame, self._preview_converter, box))
         except MediaStreamError:
             return
         finally:

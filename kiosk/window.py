@@ -3,7 +3,8 @@
 pywebview must own the main thread: `run_window` opens the window there, the engine runs
 on its own asyncio loop in a thread, and the page reaches the engine through `KioskApi`
 (``window.pywebview.api.<action>(…)``). The page polls ``/state`` from the engine's page
-server and shows the staff's video as raw pictures from the same server (see `kiosk.server`).
+server; during a call it tells the window where its video boxes are, and Qt widgets show
+the engine's pictures there (see `kiosk.overlay`).
 
 Privacy reset of the web view (`WindowUi.reset`):
 - pywebview runs in private mode (an off-the-record QtWebEngine profile): cookies, web
@@ -11,12 +12,14 @@ Privacy reset of the web view (`WindowUi.reset`):
 - ``localStorage``/``sessionStorage`` and Cache Storage are cleared by script, cookies with
   ``window.clear_cookies()``; every response of the page server says ``no-store``, so the
   video frames and pages are not cached in the first place;
-- the page is replaced by a blank page and then loaded afresh, which drops every bit of
-  in-page state (the engine drops its own: ticket, call, pictures).
+- the page is loaded afresh: a new document, which drops every bit of in-page state (the
+  engine drops its own: ticket, call, pictures). Two resets at once are harmless: the
+  second load replaces the first.
 
 With ``EMPFANG_KIOSK_TEST_HOOKS=1`` the page server also answers ``/test/click?selector=``
-(a real DOM click on a button, whose handler calls the bridge), ``/test/storage`` and
-``/test/eval?js=``: for the end-to-end test only, never set on a kiosk.
+(a real DOM click on a button, whose handler calls the bridge), ``/test/storage``,
+``/test/video`` (the video widgets' figures) and ``/test/eval?js=``: for the end-to-end
+test only, never set on a kiosk.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kiosk.engine import Engine
+from kiosk.overlay import VideoOverlays, parse_boxes
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +57,11 @@ STORAGE_JS = """
 class KioskApi:
     """The page's bridge: each method is one flow action and returns the new view."""
 
-    def __init__(self, act: Callable[..., dict[str, Any]]) -> None:
+    def __init__(
+        self, act: Callable[..., dict[str, Any]], place_video: Callable[[object], None]
+    ) -> None:
         self._act = act
+        self._place_video = place_video
 
     def start(self, language: str | None = None) -> dict[str, Any]:
         """Begin a visit in `language` (the attract screen's language buttons)."""
@@ -96,6 +103,11 @@ class KioskApi:
         """Microphone off (True) or on again (False), during a call."""
         return self._act("mute", on is True)
 
+    def video(self, boxes: object) -> bool:
+        """Where the page shows the videos ({"remote"|"preview": [x, y, w, h]}; null: none)."""
+        self._place_video(boxes)
+        return True
+
 
 class WindowUi:
     """The engine's handle on the window (called from worker threads)."""
@@ -107,6 +119,8 @@ class WindowUi:
         self.page_url = page_url
         self.resets = 0
         self._on_gui = on_gui
+        self._overlays: VideoOverlays | None = None
+        self._boxes: object = None  # the page's last word, applied once the overlays exist
 
     def _clear_profile(self) -> None:
         """Cookies, HTTP cache and visited links of the (off-the-record) profile."""
@@ -118,8 +132,35 @@ class WindowUi:
         profile.clearHttpCache()
         profile.clearAllVisitedLinks()
 
+    def add_overlays(self, feeds: dict[str, Any]) -> None:
+        """Video widgets over the web view, one per feed (once the window is shown)."""
+
+        def build() -> None:
+            self._overlays = VideoOverlays(self.window.native.webview, feeds)
+
+        self._on_gui(build)
+        self.place_video(self._boxes)
+
+    def place_video(self, boxes: object) -> None:
+        """Show the videos where the page says (called from the bridge's thread)."""
+        self._boxes = boxes
+        overlays = self._overlays
+        if overlays is not None:
+            names = set(overlays.figures())
+            self._on_gui(lambda: overlays.place(parse_boxes(boxes, names)))
+
+    def video_figures(self) -> dict[str, Any]:
+        """Per video: shown, where, pictures painted (for the test hook)."""
+        overlays = self._overlays
+        if overlays is None:
+            return {}
+        figures: dict[str, Any] = {}
+        self._on_gui(lambda: figures.update(overlays.figures()))
+        return figures
+
     def reset(self) -> None:
-        """Cookies, storage and caches cleared; a blank page, then a fresh one."""
+        """Cookies, storage and caches cleared; the page loaded afresh."""
+        self.place_video(None)  # the next page shows its own boxes
         try:
             self.window.evaluate_js(CLEAR_STORAGE_JS)
         except Exception:
@@ -127,9 +168,6 @@ class WindowUi:
         # pywebview's clear_cookies() touches Qt from the calling thread (and crashes the
         # process from a worker thread): the profile is cleared on the GUI thread instead.
         self._on_gui(self._clear_profile)
-        self.window.load_url(self.page_url + "blank.html")
-        if not self.window.events.loaded.wait(10):  # a second load at once would abort it
-            log.warning("the blank page did not load")
         self.window.load_url(self.page_url)
         self.resets += 1
 
@@ -210,7 +248,15 @@ def _test_routes(engine: Engine, ui: WindowUi) -> dict[str, Any]:
     async def evaluate(query: dict[str, str]) -> Any:
         return {"value": await asyncio.to_thread(ui.window.evaluate_js, query.get("js", "null"))}
 
-    return {"/test/click": click, "/test/storage": storage, "/test/eval": evaluate}
+    async def video(_query: dict[str, str]) -> Any:
+        return await asyncio.to_thread(ui.video_figures)
+
+    return {
+        "/test/click": click,
+        "/test/storage": storage,
+        "/test/eval": evaluate,
+        "/test/video": video,
+    }
 
 
 def run_window(engine: Engine, wait_stop: Callable[[threading.Event], int]) -> int:
@@ -247,7 +293,8 @@ def run_window(engine: Engine, wait_stop: Callable[[threading.Event], int]) -> i
     window = webview.create_window(
         "empfang kiosk",
         url=page_url,
-        js_api=KioskApi(engine.act_threadsafe),
+        # `ui` exists before the page can call: it is made right after the window.
+        js_api=KioskApi(engine.act_threadsafe, lambda boxes: ui.place_video(boxes)),
         fullscreen=engine.config.fullscreen,
         x=0,
         y=0,
@@ -271,6 +318,11 @@ def run_window(engine: Engine, wait_stop: Callable[[threading.Event], int]) -> i
     def wait_then_close() -> None:
         if engine.config.fullscreen:
             _fill_screen(webview, window)
+        window.events.shown.wait(30)
+        try:
+            ui.add_overlays({"remote": engine.remote, "preview": engine.preview})
+        except Exception:
+            log.exception("the call's videos cannot be shown")
         result["code"] = wait_stop(failed)
         engine.stop()
         window.destroy()

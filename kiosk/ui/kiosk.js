@@ -78,7 +78,6 @@
 
   var view = null;
   var name = '';
-  var shownScreen = null;
   var lastTouch = 0;
 
   function api() { return window.pywebview && window.pywebview.api; }
@@ -222,79 +221,29 @@
     if (view.screen === 'out-of-service') {
       $('retry').textContent = typeof view.retry_in === 'number' ? t('retry', Math.max(1, view.retry_in)) : '';
     }
-    if (shownScreen !== view.screen) {
-      // The video streams run only while the call screen shows.
-      var inCall = view.screen === 'call';
-      if (inCall) { follow('remote', $('remote-video')); follow('preview', $('own-video')); }
-      else { following = {}; blank($('remote-video')); blank($('own-video')); }
-      shownScreen = view.screen;
-    }
+    placeVideo();  // every time: the layout may have moved (fonts, window size)
   }
 
-  // The pictures: one at a time from the engine as raw RGBA, copied into one reused
-  // ImageData (decoded images would stay in the web view's memory until it collects them).
-  var following = {};
-  function follow(feed, canvas) {
-    var run = {};
-    var after = -1;
-    var image = null;
-    following[feed] = run;
-    function next(delay) {
-      if (following[feed] === run) setTimeout(fetchOne, delay);
-    }
-    // Read each picture into the same buffer where the engine allows it (a byte stream
-    // reader), so the web view makes no garbage per picture.
-    var spare = null;
-    function readBody(response, length) {
-      var reader;
-      try { reader = response.body.getReader({ mode: 'byob' }); }
-      catch (e) { return response.arrayBuffer(); }
-      var store = spare && spare.byteLength === length ? spare : new ArrayBuffer(length);
-      spare = null;
-      var offset = 0;
-      function step(buffer) {
-        if (offset >= length) {
-          reader.cancel();
-          spare = buffer;
-          return buffer;
-        }
-        return reader.read(new Uint8Array(buffer, offset, length - offset)).then(function (got) {
-          if (got.done) throw new Error('short picture');
-          offset += got.value.byteLength;
-          return step(got.value.buffer);
-        });
-      }
-      return step(store);
-    }
-    function draw(width, height, bytes) {
-      if (following[feed] !== run) return;
-      var context = canvas.getContext('2d');
-      if (!image || image.width !== width || image.height !== height) {
-        canvas.width = width;
-        canvas.height = height;
-        image = context.createImageData(width, height);
-      }
-      image.data.set(new Uint8ClampedArray(bytes));
-      context.putImageData(image, 0, 0);
-      canvas.dataset.frames = String(Number(canvas.dataset.frames || 0) + 1);
-    }
-    function fetchOne() {
-      fetch('/frame/' + feed + '.rgba?after=' + after, { cache: 'no-store' })
-        .then(function (r) {
-          after = Number(r.headers.get('X-Frame') || after);
-          if (r.status !== 200) return null;
-          var width = Number(r.headers.get('X-Width'));
-          var height = Number(r.headers.get('X-Height'));
-          return readBody(r, width * height * 4).then(function (bytes) { draw(width, height, bytes); });
-        })
-        .then(function () { next(0); }, function () { next(500); });
-    }
-    next(0);
+  // The videos are drawn by the kiosk window (Qt widgets over the page, fed by the engine
+  // with no web memory involved); the page only says where their boxes are.
+  var placed = null;
+  function box(el) {
+    var r = el.getBoundingClientRect();
+    return [Math.round(r.left + el.clientLeft), Math.round(r.top + el.clientTop),
+      el.clientWidth, el.clientHeight];
   }
-  function blank(canvas) {
-    canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
-    canvas.dataset.frames = '0';
+  function placeVideo() {
+    var boxes = null;
+    if (view && view.screen === 'call') {
+      boxes = { remote: box($('remote-video')), preview: box($('own-video')) };
+    }
+    var key = JSON.stringify(boxes);
+    var bridge = api();
+    if (key === placed || !bridge || !bridge.video) return;
+    placed = key;
+    bridge.video(boxes).catch(function () { placed = null; });
   }
+  window.addEventListener('resize', placeVideo);
 
   function poll() {
     fetch('/state', { cache: 'no-store' }).then(function (r) { return r.json(); })

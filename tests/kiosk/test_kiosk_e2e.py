@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from PIL import Image, ImageStat
 from playwright.sync_api import Browser, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from hub.runtime import HubRuntime
 from tests.conftest import add_user
 from tests.support.browser import browser_context, launch_chromium, log_in_page
-from tests.support.kiosk_process import REMOTE_PICTURES, KioskProcess, until
+from tests.support.kiosk_process import KioskProcess, until
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Watcher
 from tests.support.net import free_port
@@ -87,13 +88,22 @@ def _kiosk_config(hub_url: str, broker_url: str, ui_port: int, pre_encoded: bool
     )
 
 
-def _shot(xvfb: Xvfb, kiosk: KioskProcess, name: str, *texts: str) -> None:
+def _shot(xvfb: Xvfb, kiosk: KioskProcess, name: str, *texts: str) -> Path:
     """Screenshot of the screen, checked for its key texts (in the page as shown)."""
     time.sleep(0.6)  # let the page paint
-    xvfb.screenshot(SHOTS / f"kiosk-{name}.png")
+    path = xvfb.screenshot(SHOTS / f"kiosk-{name}.png")
     shown = kiosk.text()
     for text in texts:
         assert text in shown, f"{name}: {text!r} not in {shown!r}"
+    return path
+
+
+def _contrast(shot: Path, box: list[int]) -> float:
+    """Standard deviation of the grey levels in the top left quarter of `box` on `shot`."""
+    x, y, width, height = box
+    with Image.open(shot) as image:
+        grey = image.convert("L").crop((x, y, x + width // 2, y + height // 2))
+    return float(ImageStat.Stat(grey).stddev[0])
 
 
 @pytest.mark.parametrize("pre_encoded", [False, True], ids=["raw", "pre-encoded-h264"])
@@ -174,9 +184,21 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
                 sent = media["frames_sent"]
                 until(lambda: kiosk.status()["media"]["frames_sent"] > sent + 15, 5,
                       "the kiosk's picture to keep flowing")  # fmt: skip
-                until(lambda: kiosk.js(REMOTE_PICTURES)
-                      > 0, 10, "the staff video in the kiosk window")  # fmt: skip
-                _shot(xvfb, kiosk, "5-call", "Gespräch beenden", "Mikrofon aus")
+                video = until(
+                    lambda: (
+                        (v := kiosk.video())["remote"]["painted"] > 5
+                        and v["preview"]["painted"] > 0
+                        and v
+                    ),
+                    10,
+                    "the staff's video and the citizen's own in the kiosk window",
+                )
+                shot = _shot(xvfb, kiosk, "5-call", "Gespräch beenden", "Mikrofon aus")
+                # On the screen, where the page left room: the staff's moving test
+                # picture, not an empty black box.
+                assert _contrast(shot, video["remote"]["screen_box"]) > 8
+                remote, preview = video["remote"]["box"], video["preview"]["box"]
+                assert remote[2] > 4 * preview[2]  # the staff large, the citizen small
                 assert "frames from staff" in kiosk.log_text()
                 # Sound both ways: the kiosk sends its microphone and plays staff's voice.
                 until(lambda: kiosk.status()["media"]["audio_frames_played"] > 25, 10,
@@ -202,6 +224,7 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
                                10, "the privacy reset")  # fmt: skip
                 assert (stored["local"], stored["session"], stored["cookies"]) == (0, 0, 0)
                 assert kiosk.js("sessionStorage.getItem('kiosk.language')") is None
+                assert not any(v["shown"] for v in kiosk.video().values())
                 status = kiosk.status()
                 assert status["has_ticket"] is False
                 assert status["media"]["frames_received"] == 0

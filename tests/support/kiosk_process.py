@@ -26,8 +26,6 @@ from tests.support.xvfb import Xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-# Pictures of the staff's video the kiosk's page has drawn so far.
-REMOTE_PICTURES = "Number(document.getElementById('remote-video').dataset.frames || 0)"
 
 
 class KioskExited(AssertionError):
@@ -99,6 +97,14 @@ class KioskProcess:
     def status(self) -> dict[str, Any]:
         """Screen and media figures."""
         return self.get("/status")
+
+    def video(self) -> dict[str, Any]:
+        """The window's video widgets: {"remote"|"preview": {shown, box, screen_box, painted}}."""
+        return self.get("/test/video")
+
+    def remote_painted(self) -> int:
+        """Pictures of the staff's video the kiosk's window has painted so far."""
+        return int(self.video().get("remote", {}).get("painted", 0))
 
     def js(self, script: str) -> Any:
         """Evaluate `script` in the web view (test hook)."""
