@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -59,6 +60,7 @@ REMOTE_FPS = 15.0  # at most this many pictures a second of the staff's video
 PREVIEW_FPS = 5.0
 PREVIEW_SIZE = (320, 240)
 STATS_EVERY = 2.0
+STATE_WAIT = 20.0  # seconds a page's request for the next view waits at most
 GUEST_NAME = {"de": "Gast am Kiosk", "en": "Kiosk guest"}
 ACTIONS = (
     "start", "set_language", "choose_category", "set_name", "take_ticket", "back", "cancel",
@@ -86,6 +88,12 @@ class NoUi:
 
     def reload(self) -> None:
         """Nothing to load."""
+
+
+def view_tag(view: dict[str, Any]) -> str:
+    """A short fingerprint of a view: equal views, equal tags."""
+    raw = json.dumps(view, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2s(raw, digest_size=8).hexdigest()
 
 
 class CallStats:
@@ -171,7 +179,7 @@ class Engine:
         self.camera = self._camera_factory(self.config)
         self._source = self.camera.track()
         self.microphone = self._microphone_factory(self.config)
-        routes: dict[str, Any] = {"/state": self._state, "/status": self._status}
+        routes: dict[str, Any] = {"/state": self.next_view, "/status": self._status}
         self.server = await PageServer(routes, port=self.config.ui_port).start()
         try:
             self.hardware = Hardware(
@@ -540,8 +548,21 @@ class Engine:
         """Whether the camera's track is live."""
         return self._source is not None and self._source.readyState == "live"
 
-    async def _state(self, _query: dict[str, str]) -> dict[str, Any]:
-        return self.view()
+    async def next_view(self, query: dict[str, str]) -> dict[str, Any]:
+        """The page's view, tagged (``/state``); with ``?seen=<tag>`` it waits for a change.
+
+        The page asks again at once: it learns of every change within a tick, and the web
+        view makes one request per change (or per `STATE_WAIT`), not several a second.
+        """
+        seen = query.get("seen")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STATE_WAIT
+        while True:
+            view = self.view()
+            tag = view_tag(view)
+            if tag != seen or loop.time() >= deadline:
+                return {**view, "tag": tag}
+            await asyncio.sleep(TICK)
 
     async def _status(self, _query: dict[str, str]) -> dict[str, Any]:
         view = self.flow.view()

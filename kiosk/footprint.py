@@ -1,12 +1,12 @@
 """Keep the kiosk small: how the process allocates, and how the web view runs.
 
 Measured with ``bench/kiosk_media.py`` during a call, each step took the kiosk down from
-about 1.1 GB:
+about 1.1 GB (the last step, the videos out of the page, is `kiosk.overlay`):
 
 - no OpenGL in Qt and no GPU process in the web view (`web_view_environment`): under a
   software GL the emulation alone loaded 60 MB of libraries and half a core of CPU; the
-  kiosk's page is a few buttons and one canvas, which Chromium's software compositor
-  draws cheaply;
+  kiosk's page is a few buttons and boxes (the videos are Qt widgets over it), which
+  Chromium's software compositor draws cheaply;
 - the web view's renderer in the kiosk process (``--single-process``): one copy of the
   engine's baseline instead of four processes; a failing renderer ends the kiosk, and
   systemd starts it again;

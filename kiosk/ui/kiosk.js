@@ -1,4 +1,4 @@
-/* The kiosk page: draws the engine's state (polled from /state) and sends every touch to
+/* The kiosk page: draws the engine's state (from /state, a long poll) and sends every touch to
    the engine through pywebview's bridge (window.pywebview.api). No build step. */
 (function () {
   'use strict';
@@ -245,10 +245,14 @@
   }
   window.addEventListener('resize', placeVideo);
 
+  // The next view: the engine answers when it differs from the one we have (a long poll,
+  // so the web view makes a request per change, not several a second).
+  var tag = '';
   function poll() {
-    fetch('/state', { cache: 'no-store' }).then(function (r) { return r.json(); })
-      .then(draw).catch(function () { /* the engine restarts: keep trying */ })
-      .then(function () { setTimeout(poll, 300); });
+    fetch('/state?seen=' + tag, { cache: 'no-store' }).then(function (r) { return r.json(); })
+      .then(function (next) { tag = next.tag || ''; draw(next); return 20; })
+      .catch(function () { tag = ''; return 1000; /* the engine restarts: keep trying */ })
+      .then(function (pause) { setTimeout(poll, pause); });
   }
 
   document.addEventListener('pointerdown', function () {

@@ -10,6 +10,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from kiosk.config import parse_config
+from kiosk.engine import Engine
 from kiosk.footprint import tune_allocator, web_view_environment
 from kiosk.overlay import parse_boxes
 from kiosk.pictures import FrameFeed, Picture, fit, to_picture
@@ -128,3 +130,23 @@ def test_the_allocator_is_tuned_on_glibc() -> None:
     env: dict[str, str] = {}
     assert tune_allocator(env) is True  # this machine runs glibc, like Raspberry Pi OS
     assert env["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def test_the_page_learns_of_each_change_with_one_request() -> None:
+    engine = Engine(parse_config({"hub": "https://empfang.example/", "device": "kiosk-1"}))
+
+    async def main() -> None:
+        first = await engine.next_view({})
+        assert first["screen"] == "attract" and first["tag"]
+        assert await engine.next_view({"seen": "stale"}) == first  # an old tag: at once
+        # The page's tag is current: the request waits until the view changes.
+        waiting = asyncio.create_task(engine.next_view({"seen": first["tag"]}))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        engine.flow.start("en")
+        changed = await asyncio.wait_for(waiting, 2)
+        assert (changed["screen"], changed["language"]) == ("concern", "en")
+        assert changed["tag"] != first["tag"]
+        assert (await engine.next_view({}))["tag"] == changed["tag"]  # same view, same tag
+
+    asyncio.run(main())
