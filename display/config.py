@@ -31,8 +31,6 @@ retained ``devices/<id>/config``), so an enrolled display has no ``rooms`` key. 
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol.broker import BrokerAddress, BrokerUrlError
-from protocol.settings import ConfigError, Pin
+from protocol.settings import ConfigError, Pin, ca_file_exists, read_toml, settings_path
 from protocol.settings import boolean as _bool
 from protocol.settings import choice as _choice
 from protocol.settings import fail as _fail
@@ -154,24 +152,13 @@ class DisplayConfig:
 
 def config_path(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path:
     """The file to read: ``--config``, else $EMPFANG_DISPLAY_CONFIG, else the default."""
-    env = os.environ if environ is None else environ
-    return Path(cli_path or env.get(ENV_VAR) or DEFAULT_PATH)
+    return settings_path(cli_path, ENV_VAR, DEFAULT_PATH, environ)
 
 
 def load_config(path: Path) -> DisplayConfig:
     """Read and validate a TOML file, or raise ConfigError."""
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        _fail("config", f"{path} does not exist (pass --config or set {ENV_VAR})")
-    except PermissionError:
-        _fail("config", f"{path} is not readable")
-    except tomllib.TOMLDecodeError as exc:
-        _fail("config", f"{path} is not valid TOML: {exc}")
-    config = parse_config(data)
-    if config.ca_file is not None and not Path(config.ca_file).is_file():
-        _fail("ca_file", f"{config.ca_file} does not exist (enroll again, or fix the path)")
+    config = parse_config(read_toml(path, ENV_VAR))
+    ca_file_exists(config.ca_file)
     return config
 
 

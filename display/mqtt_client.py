@@ -4,7 +4,6 @@ made on every connect, fast dead-broker detection, backoff reconnects and knocks
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ from display.config import MqttConfig
 from protocol import topics
 from protocol.broker import BrokerAddress
 from protocol.payloads import DeviceState, Knock
+from protocol.session import close_session, open_session
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +85,21 @@ class DisplayLink:
         """Connect in the background; paho retries and reconnects with backoff from then on."""
         if self._started or self._closed:
             return
-        client = self._client
-        if self.broker.username:
-            client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            client.tls_set(ca_certs=self.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        if self._announce:
-            client.will_set(
-                self.state_topic, DeviceState.offline_json("display", self.version), 1, True
-            )
-        client.reconnect_delay_set(self.timing.reconnect_min, self.timing.reconnect_max)
-        client.connect_async(self.broker.host, self.broker.port, keepalive=self.timing.keepalive)
-        client.loop_start()
+        open_session(
+            self._client,
+            self.broker,
+            will=self._offline(),
+            keepalive=self.timing.keepalive,
+            reconnect=(self.timing.reconnect_min, self.timing.reconnect_max),
+            ca_file=self.ca_file,
+        )
         self._started = True
+
+    def _offline(self) -> tuple[str, bytes] | None:
+        """The retained offline state (topic, payload); None for a preview, which says nothing."""
+        if not self._announce:
+            return None
+        return self.state_topic, DeviceState.offline_json("display", self.version)
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or ``timeout`` passed; True when connected."""
@@ -150,16 +152,7 @@ class DisplayLink:
         self._closed = True
         if not self._started:
             return
-        if self._announce and self._client.is_connected():
-            info = self._client.publish(
-                self.state_topic, DeviceState.offline_json("display", self.version), 1, True
-            )
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                log.warning("could not publish the offline device state")
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_session(self._client, self._offline())
         self._connected.clear()
 
     # --- paho callbacks (network thread) -------------------------------------------------

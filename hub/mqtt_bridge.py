@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from protocol.payloads import (
     RoomStatus,
     Signal,
 )
+from protocol.session import close_session, open_session
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,12 @@ class MqttBridge:
         if self._started:
             return
         client = self._client
-        if self.address.username:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        client.will_set(topics.hub_state(self.site), HubState.offline_json(), qos=1, retain=True)
-        # A short cap: displays must show the right state within seconds of a broker restart.
-        client.reconnect_delay_set(min_delay=1, max_delay=2)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
-        client.connect_async(self.address.host, self.address.port, keepalive=30)
-        client.loop_start()
+        # A short cap: displays must show the right state within seconds of a broker restart.
+        offline = (topics.hub_state(self.site), HubState.offline_json())
+        open_session(client, self.address, will=offline, keepalive=30, reconnect=(1, 2))
         self._started = True
 
     def wait_connected(self, timeout: float) -> bool:
@@ -135,16 +129,7 @@ class MqttBridge:
         if not self._started:
             return
         self._started = False
-        if self._client.is_connected():
-            info = self._client.publish(
-                topics.hub_state(self.site), HubState.offline_json(), qos=1, retain=True
-            )
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                log.warning("could not publish the offline hub state")
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_session(self._client, (topics.hub_state(self.site), HubState.offline_json()))
         self._connected.clear()
 
     # paho callbacks run on the network thread

@@ -33,8 +33,6 @@ keys are written by ``empfang-kiosk enroll``)::
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from protocol.broker import BrokerAddress, BrokerUrlError
-from protocol.settings import ConfigError, Pin
+from protocol.settings import ConfigError, Pin, ca_file_exists, read_toml, settings_path
 from protocol.settings import boolean as _bool
 from protocol.settings import fail as _fail
 from protocol.settings import no_unknown as _no_unknown
@@ -166,24 +164,13 @@ class KioskConfig:
 
 def config_path(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path:
     """The file to read: ``--config``, else $EMPFANG_KIOSK_CONFIG, else the default."""
-    env = os.environ if environ is None else environ
-    return Path(cli_path or env.get(ENV_VAR) or DEFAULT_PATH)
+    return settings_path(cli_path, ENV_VAR, DEFAULT_PATH, environ)
 
 
 def load_config(path: Path) -> KioskConfig:
     """Read and validate a TOML file, or raise ConfigError."""
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        _fail("config", f"{path} does not exist (pass --config or set {ENV_VAR})")
-    except PermissionError:
-        _fail("config", f"{path} is not readable")
-    except tomllib.TOMLDecodeError as exc:
-        _fail("config", f"{path} is not valid TOML: {exc}")
-    config = parse_config(data)
-    if config.ca_file is not None and not Path(config.ca_file).is_file():
-        _fail("ca_file", f"{config.ca_file} does not exist (enroll again, or fix the path)")
+    config = parse_config(read_toml(path, ENV_VAR))
+    ca_file_exists(config.ca_file)
     return config
 
 

@@ -11,7 +11,6 @@ ticket, only device facts.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from protocol import topics
 from protocol.broker import BrokerAddress
 from protocol.errors import PayloadError
 from protocol.payloads import DeviceCommand, DeviceState
+from protocol.session import close_session, open_session
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,21 @@ class Health:
         """Connect in the background and keep the state fresh."""
         if self._started or self._closed:
             return
-        client = self._client
-        if self.broker.username:
-            client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            client.tls_set(ca_certs=self._ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.will_set(self.state_topic, DeviceState.offline_json("kiosk", self.version), 1, True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.connect_async(self.broker.host, self.broker.port, keepalive=self._keepalive)
-        client.loop_start()
+        open_session(
+            self._client,
+            self.broker,
+            will=self._offline(),
+            keepalive=self._keepalive,
+            reconnect=(1, 30),
+            ca_file=self._ca_file,
+        )
         self._timer = threading.Thread(target=self._refresh, name="kiosk-health", daemon=True)
         self._timer.start()
         self._started = True
+
+    def _offline(self) -> tuple[str, bytes]:
+        """The retained offline state: topic and payload (also the last will)."""
+        return self.state_topic, DeviceState.offline_json("kiosk", self.version)
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or `timeout` passed."""
@@ -139,16 +142,9 @@ class Health:
         self._stop.set()
         if not self._started:
             return
-        if self._client.is_connected():
-            info = self._client.publish(
-                self.state_topic, DeviceState.offline_json("kiosk", self.version), 1, True
-            )
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                log.warning("could not publish the offline state")
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_session(
+            self._client, (self.state_topic, DeviceState.offline_json("kiosk", self.version))
+        )
         if self._timer is not None:
             self._timer.join(timeout=2)
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 from urllib.parse import quote
 
 TIMEOUT = 5.0
+RETRY_PAUSE = 0.3  # seconds before a repeated request
+# Asking twice does no harm with these; a ticket (POST) is never taken twice.
+REPEATABLE = {"GET", "DELETE"}
 
 
 class HubUnreachable(Exception):
     """The hub did not answer (network error, timeout, 5xx)."""
+
+    def __init__(self, reason: str, connection: bool = False) -> None:
+        super().__init__(reason)
+        self.connection = connection  # the connection failed (refused, reset), no timeout
 
 
 class HubRefused(Exception):
@@ -31,7 +40,21 @@ class HubClient:
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The JSON answer; raises HubUnreachable or HubRefused."""
+        """The JSON answer; raises HubUnreachable or HubRefused.
+
+        A repeatable request whose connection failed (a reset while the hub's proxy reloads,
+        say) is made once more before the hub counts as unreachable: one lost connection
+        must not put the kiosk out of service and end a citizen's visit.
+        """
+        try:
+            return self._request(method, path, body)
+        except HubUnreachable as exc:
+            if method not in REPEATABLE or not exc.connection:
+                raise
+        time.sleep(RETRY_PAUSE)
+        return self._request(method, path, body)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json"}
         if data is not None:
@@ -51,8 +74,15 @@ class HubClient:
             except (ValueError, AttributeError):
                 reason = exc.reason
             raise HubRefused(exc.code, str(reason)) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise HubUnreachable(str(getattr(exc, "reason", exc))) from None
+        except TimeoutError:
+            raise HubUnreachable("the hub did not answer in time") from None
+        except http.client.HTTPException as exc:  # a broken answer: the connection failed
+            broken = f"a broken answer ({type(exc).__name__})"
+            raise HubUnreachable(broken, connection=True) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            timed_out = isinstance(reason, TimeoutError)
+            raise HubUnreachable(str(reason), connection=not timed_out) from None
         except ValueError:
             raise HubUnreachable("the hub's answer is not JSON") from None
 

@@ -18,23 +18,28 @@ from typing import Any
 
 from kiosk.pictures import FrameFeed, Picture
 
-Box = tuple[int, int, int, int]  # x, y, width, height in the web view's pixels
+# x, y, width, height in the web view's pixels, and the width of a white frame inside
+Box = tuple[int, int, int, int, int]
 BACKGROUND = (0, 0, 0)
+FRAME = (255, 255, 255)
+MAX_FRAME = 16
 
 
 def parse_boxes(raw: object, names: set[str]) -> dict[str, Box]:
-    """The page's boxes ({name: [x, y, width, height]}), checked; unknown or bad ones dropped."""
+    """The page's boxes ({name: [x, y, width, height, frame]}, frame optional), checked;
+    unknown or bad ones are dropped."""
     if not isinstance(raw, dict):
         return {}
     boxes: dict[str, Box] = {}
     for name, value in raw.items():
-        if name not in names or not isinstance(value, list | tuple) or len(value) != 4:
+        if name not in names or not isinstance(value, list | tuple) or len(value) not in (4, 5):
             continue
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             continue
-        x, y, width, height = (round(v) for v in value)
+        x, y, width, height, frame = (round(v) for v in (*value, 0)[:5])
         if width >= 2 and height >= 2 and -10000 < x < 10000 and -10000 < y < 10000:
-            boxes[name] = (x, y, min(width, 8192), min(height, 8192))
+            frame = max(0, min(frame, MAX_FRAME, (min(width, height) - 2) // 2))
+            boxes[name] = (x, y, min(width, 8192), min(height, 8192), frame)
     return boxes
 
 
@@ -74,6 +79,7 @@ def _screen_class() -> type:
             self._picture: Picture | None = None  # the bytes behind _image
             self._image: QImage | None = None
             self.painted = 0
+            self._frame = 0
             self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
             self.arrived.connect(self._take, Qt.ConnectionType.QueuedConnection)
@@ -85,9 +91,10 @@ def _screen_class() -> type:
                 self.hide()
                 self._show(None)
                 return
-            x, y, width, height = box
+            x, y, width, height, self._frame = box
             self.setGeometry(x, y, width, height)
-            self._feed.watch(self.offer, (width, height))
+            inside = 2 * self._frame
+            self._feed.watch(self.offer, (width - inside, height - inside))
             self.show()
             self.raise_()
 
@@ -120,15 +127,19 @@ def _screen_class() -> type:
         def paintEvent(self, _event: Any) -> None:
             painter = QPainter(self)
             try:
-                painter.fillRect(self.rect(), QColor(*BACKGROUND))
+                frame = self._frame
+                if frame:
+                    painter.fillRect(self.rect(), QColor(*FRAME))
+                area = self.rect().adjusted(frame, frame, -frame, -frame)
+                painter.fillRect(area, QColor(*BACKGROUND))
                 image = self._image
                 if image is None:
                     return
                 target = QRect(0, 0, image.width(), image.height())
-                if image.width() > self.width() or image.height() > self.height():
+                if image.width() > area.width() or image.height() > area.height():
                     keep = Qt.AspectRatioMode.KeepAspectRatio
-                    target.setSize(image.size().scaled(self.size(), keep))
-                target.moveCenter(self.rect().center())
+                    target.setSize(image.size().scaled(area.size(), keep))
+                target.moveCenter(area.center())
                 painter.drawImage(target, image)
                 self.painted += 1
             finally:

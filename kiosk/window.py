@@ -13,8 +13,11 @@ Privacy reset of the web view (`WindowUi.reset`):
   ``window.clear_cookies()``; every response of the page server says ``no-store``, so the
   video frames and pages are not cached in the first place;
 - the page is loaded afresh: a new document, which drops every bit of in-page state (the
-  engine drops its own: ticket, call, pictures). Two resets at once are harmless: the
-  second load replaces the first.
+  engine drops its own: ticket, call, pictures). Loads happen one at a time, each after
+  the last one finished, and a load that does not finish is made again: now and then
+  (seen after several resets within seconds, when the hub went away and came back just
+  after a visit) QtWebEngine never reports a load as finished, pywebview then never gives
+  the page its bridge, and only a new navigation brings the page back.
 
 With ``EMPFANG_KIOSK_TEST_HOOKS=1`` the page server also answers ``/test/click?selector=``
 (a real DOM click on a button, whose handler calls the bridge), ``/test/storage``,
@@ -38,6 +41,8 @@ from kiosk.overlay import VideoOverlays, parse_boxes
 log = logging.getLogger(__name__)
 
 TEST_HOOKS_ENV = "EMPFANG_KIOSK_TEST_HOOKS"
+LOAD_WAIT = 5.0  # seconds for the page to load and get its bridge
+LOAD_ATTEMPTS = 4
 CLEAR_STORAGE_JS = """
 (function () {
   try { localStorage.clear(); } catch (e) {}
@@ -119,6 +124,7 @@ class WindowUi:
         self.page_url = page_url
         self.resets = 0
         self._on_gui = on_gui
+        self._loading = threading.Lock()
         self._overlays: VideoOverlays | None = None
         self._boxes: object = None  # the page's last word, applied once the overlays exist
 
@@ -160,20 +166,35 @@ class WindowUi:
 
     def reset(self) -> None:
         """Cookies, storage and caches cleared; the page loaded afresh."""
-        self.place_video(None)  # the next page shows its own boxes
-        try:
-            self.window.evaluate_js(CLEAR_STORAGE_JS)
-        except Exception:
-            log.exception("could not clear the page's storage")
-        # pywebview's clear_cookies() touches Qt from the calling thread (and crashes the
-        # process from a worker thread): the profile is cleared on the GUI thread instead.
-        self._on_gui(self._clear_profile)
-        self.window.load_url(self.page_url)
-        self.resets += 1
+        with self._loading:
+            self.place_video(None)  # the next page shows its own boxes
+            self._wait_loaded()
+            try:
+                self.window.evaluate_js(CLEAR_STORAGE_JS)
+            except Exception:
+                log.exception("could not clear the page's storage")
+            # pywebview's clear_cookies() touches Qt from the calling thread (and crashes the
+            # process from a worker thread): the profile is cleared on the GUI thread instead.
+            self._on_gui(self._clear_profile)
+            self._load()
+            self.resets += 1
 
     def reload(self) -> None:
         """Load the page again."""
-        self.window.load_url(self.page_url)
+        with self._loading:
+            self._wait_loaded()
+            self._load()
+
+    def _load(self) -> None:
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            self.window.load_url(self.page_url)
+            if self._wait_loaded():
+                return
+            log.warning("the page did not load within %g s (attempt %d)", LOAD_WAIT, attempt)
+        log.error("the page did not load after %d attempts", LOAD_ATTEMPTS)
+
+    def _wait_loaded(self) -> bool:
+        return self.window.events.loaded.wait(LOAD_WAIT)
 
     def storage(self) -> dict[str, Any]:
         """What the web view holds now (for the test hook)."""

@@ -1,11 +1,15 @@
 """Checks for the devices' TOML settings: each names the field it refuses.
 
-Shared by the door displays and the kiosks. Standard library only.
+Shared by the door displays and the kiosks, with reading the file itself. Standard library
+only.
 """
 
 from __future__ import annotations
 
+import os
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 from protocol.topics import is_slug
@@ -24,6 +28,36 @@ class ConfigError(ValueError):
 def fail(field: str, message: str) -> NoReturn:
     """Raise ConfigError for `field`."""
     raise ConfigError(field, message)
+
+
+def settings_path(
+    cli_path: str | None,
+    env_var: str,
+    default: str | Path,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The file to read: ``--config``, else the environment variable, else the default."""
+    env = os.environ if environ is None else environ
+    return Path(cli_path or env.get(env_var) or default)
+
+
+def read_toml(path: Path, env_var: str) -> dict[str, Any]:
+    """The parsed TOML file, or ConfigError saying why it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        fail("config", f"{path} does not exist (pass --config or set {env_var})")
+    except PermissionError:
+        fail("config", f"{path} is not readable")
+    except tomllib.TOMLDecodeError as exc:
+        fail("config", f"{path} is not valid TOML: {exc}")
+
+
+def ca_file_exists(ca_file: str | None) -> None:
+    """ConfigError when a configured CA file is missing (enrollment writes it)."""
+    if ca_file is not None and not Path(ca_file).is_file():
+        fail("ca_file", f"{ca_file} does not exist (enroll again, or fix the path)")
 
 
 def table(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:

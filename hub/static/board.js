@@ -1,5 +1,6 @@
 // Live room board: applies every room status the hub pushes; never trusts an older seq.
 // The page passes its texts (in the page's language) as JSON in #board's data-texts.
+import { openLive, whenFormat } from "./live.js";
 import { Chime, knockTones } from "./sound.js";
 const ICONS = {
   free: "✓",
@@ -14,20 +15,7 @@ const board = document.getElementById("board");
 const texts = JSON.parse(board.dataset.texts);
 const live = document.getElementById("live");
 const empty = document.getElementById("empty");
-const zone = board.dataset.zone || "Europe/Berlin";
-const timeFormat = new Intl.DateTimeFormat("de-DE", { hour: "2-digit", minute: "2-digit", timeZone: zone });
-const dayFormat = new Intl.DateTimeFormat("de-DE", { day: "2-digit", month: "2-digit", timeZone: zone });
-
-function formatSince(iso) {
-  const at = new Date(iso);
-  const sameDay = dayFormat.format(at) === dayFormat.format(new Date());
-  return sameDay ? timeFormat.format(at) : `${dayFormat.format(at)} ${timeFormat.format(at)}`;
-}
-
-function setLive(state, text) {
-  live.dataset.state = state;
-  live.textContent = text;
-}
+const formatSince = whenFormat(board.dataset.zone || "Europe/Berlin");
 
 function cardOf(room) {
   return board.querySelector(`[data-room="${CSS.escape(room)}"]`);
@@ -105,38 +93,16 @@ function knock(event) {
   }, 30000));
 }
 
-async function loggedIn() {
-  try {
-    const response = await fetch("/api/v1/session", { credentials: "same-origin" });
-    return (await response.json()).user !== null;
-  } catch {
-    return true; // the hub is unreachable: keep retrying rather than leave the page
-  }
-}
-
-function connect(attempt = 0) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/rooms/live`);
-  let received = false;
-  ws.addEventListener("message", (msg) => {
-    const event = JSON.parse(msg.data);
-    if (!received) setLive("live", texts.live);
-    received = true;
-    attempt = 0;
+openLive({
+  path: "/rooms/live",
+  indicator: live,
+  texts,
+  staff: true,
+  onEvent: (event) => {
     if (event.type === "snapshot") snapshot(event);
     else if (event.type === "room") apply(event.status);
     else if (event.type === "removed") remove(event.room);
     else if (event.type === "knock") knock(event);
     if (event.mine) applyMine(event.mine);
-  });
-  ws.addEventListener("close", async () => {
-    setLive("lost", texts.lost);
-    if (!received && !(await loggedIn())) {
-      location.assign(`/staff/login?next=${encodeURIComponent(location.pathname)}`);
-      return;
-    }
-    setTimeout(() => connect(attempt + 1), Math.min(30000, 1000 * 2 ** attempt));
-  });
-}
-
-connect();
+  },
+});

@@ -1,4 +1,5 @@
 // The staff queue: replaced live from the hub; new arrivals are highlighted and ring.
+import { openLive } from "./live.js";
 import { Chime } from "./sound.js";
 const container = document.getElementById("queue-lists");
 const live = document.getElementById("live");
@@ -80,23 +81,12 @@ container.addEventListener("focusout", (e) => {
 container.addEventListener("toggle", () => { if (pending && !busy()) apply(pending); }, true);
 setInterval(tickWaited, 15000);
 
-function connect(attempt = 0) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  // url_for gives ws://host/path for socket routes; keep only the path.
-  const path = new URL(container.dataset.live, location.href).pathname;
-  const ws = new WebSocket(`${scheme}://${location.host}${path}`);
-  ws.addEventListener("message", (msg) => {
-    const event = JSON.parse(msg.data);
-    attempt = 0;
-    live.dataset.state = "live";
-    live.textContent = texts.live;
+openLive({
+  path: container.dataset.live,
+  indicator: live,
+  texts,
+  staff: true,
+  onEvent: (event) => {
     if (event.type === "queue") apply(event);
-  });
-  ws.addEventListener("close", () => {
-    live.dataset.state = "lost";
-    live.textContent = texts.lost;
-    setTimeout(() => connect(attempt + 1), Math.min(30000, 1000 * 2 ** attempt));
-  });
-}
-
-connect();
+  },
+});

@@ -1,4 +1,6 @@
 // The citizen's waiting page: follows the ticket live and offers a camera/microphone check.
+import { openLive } from "./live.js";
+
 const texts = JSON.parse(document.getElementById("texts").textContent);
 const card = document.getElementById("ticket");
 const headline = card.querySelector('[data-role="headline"]');
@@ -45,26 +47,16 @@ function render(view) {
   noMessages.hidden = view.messages.length > 0;
 }
 
-function connect(attempt = 0) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  // url_for gives ws://host/path for socket routes; keep only the path.
-  const path = new URL(card.dataset.live, location.href).pathname;
-  const ws = new WebSocket(`${scheme}://${location.host}${path}`);
-  ws.addEventListener("message", (msg) => {
-    const event = JSON.parse(msg.data);
-    attempt = 0;
-    connection.dataset.state = "live";
-    connection.textContent = texts.live;
+openLive({
+  path: card.dataset.live,
+  indicator: connection,
+  texts,
+  maxDelay: 15000,
+  onEvent: (event) => {
     if (event.type === "ticket") render(event);
-  });
-  ws.addEventListener("close", () => {
-    connection.dataset.state = "lost";
-    connection.textContent = texts.lost;
-    if (card.dataset.status !== "ended") {
-      setTimeout(() => connect(attempt + 1), Math.min(15000, 1000 * 2 ** attempt));
-    }
-  });
-}
+  },
+  keepGoing: () => card.dataset.status !== "ended",
+});
 
 document.getElementById("media-check").addEventListener("click", async () => {
   const result = document.getElementById("media-result");
@@ -83,5 +75,3 @@ document.getElementById("media-check").addEventListener("click", async () => {
     result.textContent = texts.media_failed;
   }
 });
-
-connect();

@@ -227,10 +227,11 @@
   // The videos are drawn by the kiosk window (Qt widgets over the page, fed by the engine
   // with no web memory involved); the page only says where their boxes are.
   var placed = null;
+  // [x, y, width, height, frame]: the whole box, and its border (painted by the window).
   function box(el) {
     var r = el.getBoundingClientRect();
-    return [Math.round(r.left + el.clientLeft), Math.round(r.top + el.clientTop),
-      el.clientWidth, el.clientHeight];
+    return [Math.round(r.left), Math.round(r.top), Math.round(r.width), Math.round(r.height),
+      el.clientLeft];
   }
   function placeVideo() {
     var boxes = null;

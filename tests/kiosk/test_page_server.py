@@ -91,10 +91,10 @@ def test_a_feed_hands_pictures_only_to_its_viewers() -> None:
 
 def test_the_page_boxes_are_checked() -> None:
     names = {"remote", "preview"}
-    raw = {"remote": [16, 16.4, 1248, 571], "preview": [1000, 380, 234, 174]}
+    raw = {"remote": [16, 16.4, 1248, 571], "preview": [1000, 380, 240, 180, 3]}
     assert parse_boxes(raw, names) == {
-        "remote": (16, 16, 1248, 571),
-        "preview": (1000, 380, 234, 174),
+        "remote": (16, 16, 1248, 571, 0),
+        "preview": (1000, 380, 240, 180, 3),
     }
     bad: list[object] = [
         None,
@@ -102,6 +102,7 @@ def test_the_page_boxes_are_checked() -> None:
         [1, 2, 3, 4],
         {"secret": [0, 0, 10, 10]},
         {"remote": [0, 0, 10]},
+        {"remote": [0, 0, 10, 10, 1, 1]},
         {"remote": [0, 0, "10", 10]},
         {"remote": [0, 0, True, 10]},
         {"remote": [0, 0, 1, 10]},
@@ -109,7 +110,12 @@ def test_the_page_boxes_are_checked() -> None:
     ]
     for value in bad:
         assert parse_boxes(value, names) == {}, value
-    assert parse_boxes({"remote": [0, 0, 99999, 99999]}, names) == {"remote": (0, 0, 8192, 8192)}
+    # Sizes and frames within reason.
+    huge = {"remote": [0, 0, 99999, 99999, 500], "preview": [0, 0, 10, 10, 9]}
+    assert parse_boxes(huge, names) == {
+        "remote": (0, 0, 8192, 8192, 16),
+        "preview": (0, 0, 10, 10, 4),
+    }
 
 
 def test_the_web_view_draws_in_software_in_one_process() -> None:
