@@ -142,9 +142,7 @@ class Health:
         self._stop.set()
         if not self._started:
             return
-        close_session(
-            self._client, (self.state_topic, DeviceState.offline_json("kiosk", self.version))
-        )
+        close_session(self._client, self._offline())
         if self._timer is not None:
             self._timer.join(timeout=2)
 

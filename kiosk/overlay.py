@@ -51,8 +51,10 @@ class VideoOverlays:
         # Later siblings are drawn on top: the small preview goes last.
         self._screens = {name: screen_class(view, feed) for name, feed in feeds.items()}
 
-    def place(self, boxes: dict[str, Box]) -> None:
-        """Show a video in each box; hide the others (and stop their pictures)."""
+    def place(self, raw: object) -> None:
+        """Show a video in each box the page gives (see `parse_boxes`); hide the others (and
+        stop their pictures)."""
+        boxes = parse_boxes(raw, set(self._screens))
         for name, screen in self._screens.items():
             screen.place(boxes.get(name))
 

@@ -1,9 +1,10 @@
 """A tiny HTTP server on 127.0.0.1 for the kiosk's own page: its files and its state.
 
-The page polls ``/state`` and draws the screen from it; the call's videos are not part of
-the page (see `kiosk.overlay`). Routes: ``/`` and the static files of ``kiosk/ui``,
-``/state`` (the screen as JSON), ``/status`` (the state plus media figures, for tests and
-diagnostics) and whatever else the engine adds. Only GET; bound to loopback only.
+The page asks ``/state`` for each new view (a long poll) and draws the screen from it; the
+call's videos are not part of the page (see `kiosk.overlay`). Routes: ``/`` and the static
+files of ``kiosk/ui``, ``/state`` (the screen as JSON), ``/status`` (the state plus media
+figures, for tests and diagnostics) and whatever else the engine adds. Only GET; bound to
+loopback only.
 """
 
 from __future__ import annotations
@@ -107,17 +108,12 @@ class PageServer:
                 await writer.wait_closed()
 
     async def _send(
-        self,
-        writer: asyncio.StreamWriter,
-        status: int,
-        body: bytes,
-        kind: str,
-        extra: str = "",
+        self, writer: asyncio.StreamWriter, status: int, body: bytes, kind: str
     ) -> None:
-        reason = {200: "OK", 204: "No Content", 404: "Not Found", 405: "Method Not Allowed"}
+        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}
         writer.write(
             f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\nContent-Type: {kind}\r\n"
-            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n{extra}"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
             "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n".encode()
             + body
         )

@@ -2,9 +2,9 @@
 
 pywebview must own the main thread: `run_window` opens the window there, the engine runs
 on its own asyncio loop in a thread, and the page reaches the engine through `KioskApi`
-(``window.pywebview.api.<action>(…)``). The page polls ``/state`` from the engine's page
-server; during a call it tells the window where its video boxes are, and Qt widgets show
-the engine's pictures there (see `kiosk.overlay`).
+(``window.pywebview.api.<action>(…)``). The page gets each new view from ``/state`` on
+the engine's page server (a long poll); during a call it tells the window where its video
+boxes are, and Qt widgets show the engine's pictures there (see `kiosk.overlay`).
 
 Privacy reset of the web view (`WindowUi.reset`):
 - pywebview runs in private mode (an off-the-record QtWebEngine profile): cookies, web
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kiosk.engine import Engine
-from kiosk.overlay import VideoOverlays, parse_boxes
+from kiosk.overlay import VideoOverlays
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class KioskApi:
         return self._act("mute", on is True)
 
     def video(self, boxes: object) -> bool:
-        """Where the page shows the videos ({"remote"|"preview": [x, y, w, h]}; null: none)."""
+        """Where the page shows the videos ({"remote"|"preview": [x, y, w, h, frame]}, or null)."""
         self._place_video(boxes)
         return True
 
@@ -152,8 +152,7 @@ class WindowUi:
         self._boxes = boxes
         overlays = self._overlays
         if overlays is not None:
-            names = set(overlays.figures())
-            self._on_gui(lambda: overlays.place(parse_boxes(boxes, names)))
+            self._on_gui(lambda: overlays.place(boxes))
 
     def video_figures(self) -> dict[str, Any]:
         """Per video: shown, where, pictures painted (for the test hook)."""
