@@ -4,15 +4,17 @@ time from the staff member's admission to the first staff frame in the kiosk.
 Real parts, all on loopback: a Mosquitto broker (tests/support/mosquitto.py), the hub as
 production runs it (``empfang-hub run``, gunicorn, its own process group, SQLite in a temp
 dir), an Xvfb X server (tests/support/xvfb.py, 1280x800) and the kiosk as production runs
-it, ``empfang-kiosk run --config kiosk.toml``: its pywebview/Qt window (QtWebEngine child
-processes included) under Xvfb, camera ``synthetic`` at ``--width`` x ``--height`` and
-``--fps`` (default 640x480 at 15 fps), the health link to the broker. The staff member is a
-headless Debian Chromium (tests/support/browser.py) with the fake camera and microphone.
+it, ``empfang-kiosk run --config kiosk.toml`` (`kiosk.cli.main`, here started with the test
+routes below): its pywebview/Qt window (QtWebEngine child processes included) under Xvfb,
+camera ``synthetic`` at ``--width`` x ``--height`` and ``--fps`` (default 640x480 at 15
+fps), the health link to the broker. The staff member is a headless Debian Chromium
+(tests/support/browser.py) with the fake camera and microphone.
 
 The kiosk is driven as tests/kiosk/test_kiosk_e2e.py drives it, through
-tests/support/kiosk_process.py: with ``EMPFANG_KIOSK_TEST_HOOKS=1`` its page server answers
-``/test/click`` (a real DOM click in the web view, whose handler calls the pywebview
-bridge) and ``/test/eval``; ``/status`` (always there) reports the screen and
+tests/support/kiosk_process.py: the production kiosk started by the test-only launcher
+tests/support/kiosk_launcher.py, whose page server then also answers ``/test/click`` (a
+real DOM click in the web view, whose handler calls the pywebview bridge) and
+``/test/eval``; ``/status`` (always there) reports the screen and
 ``Engine.media_figures()``. The citizen touches "Deutsch", "Wohngeld", types a name and
 takes a ticket; the staff member logs in, opens the live queue and clicks "Einlassen" on
 that ticket; the call runs; the staff member then ends the visit through the API and the

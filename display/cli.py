@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timings", action="store_true", help="log the time from MQTT receipt to each output"
     )
-    preview = sub.add_parser("preview", help="render the e-paper image once from the broker")
+    preview = sub.add_parser(
+        "preview",
+        help="render the e-paper image once from the broker (as this display: stop its "
+        "service first, the broker allows one session per display)",
+    )
     preview.add_argument("--config", help="TOML file (as for run)")
     preview.add_argument("--out", required=True, type=Path, help="PNG file to write")
     preview.add_argument("--wait", type=float, default=5.0, help="seconds to wait for statuses")

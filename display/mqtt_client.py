@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ import paho.mqtt.client as mqtt
 from display.config import MqttConfig
 from protocol import topics
 from protocol.broker import BrokerAddress
+from protocol.clientid import device_client_id
 from protocol.payloads import DeviceState, Knock
 from protocol.session import close_session, open_session
 
@@ -64,12 +64,12 @@ class DisplayLink:
         self._connected = threading.Event()
         self._started = False
         self._closed = False
-        # The device id is the client id (broker ACLs key on it); a preview run adds a suffix.
-        client_id = (
-            f"empfang-display-{device}" if announce else f"empfang-preview-{uuid.uuid4().hex[:8]}"
-        )
+        # The broker binds the device's login to this one id, so a preview uses it as well
+        # (and takes over the session of a display running with the same login).
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=device_client_id(self.site, self.device),
+            protocol=mqtt.MQTTv311,
         )
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect

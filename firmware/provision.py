@@ -15,11 +15,14 @@ validator (empfang_light/config.py), so the board never gets a file it would ref
 The credentials file is what enrollment hands out, for example:
 
     {"device_id": "light-flur-2", "site": "default", "rooms": ["sozialamt-2"],
-     "username": "light-flur-2", "password": "…",
+     "username": "default.light-flur-2", "password": "…",
+     "client_id": "empfang.default.light-flur-2",
      "broker": {"host": "mqtt.rathaus.example", "port": 8883, "tls": true}}
 
 "broker" may also be a URL ("mqtts://mqtt.rathaus.example:8883"), or the keys may be
-flat: "broker_host", "broker_port", "broker_tls".
+flat: "broker_host", "broker_port", "broker_tls". "client_id" is the only MQTT client id
+the broker accepts with that login (the hub binds it); without one the light connects as
+its device_id.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ def build_config(args: argparse.Namespace, creds: dict) -> dict:
         "led": led,
         "quiet_hours": _hhmm_pair(args.quiet_hours) if args.quiet_hours else None,
     }
+    if "client_id" in creds:
+        config["client_id"] = creds["client_id"]
     if args.knock_pin is not None:
         config["knock"] = {"pin": args.knock_pin}
     return config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -62,6 +63,7 @@ def create_app(
     _register_blueprints(app, csrf)
     _register_errors(app)
     app.add_template_global(settings.site, "site")
+    app.add_template_global(back_url, "back_url_for_error")
     app.add_template_filter(lambda dt: format_local(dt, runtime), "localtime")
 
     @app.get("/")
@@ -101,6 +103,7 @@ def _register_blueprints(app: Flask, csrf: CSRFProtect) -> None:
         staff,
     )
 
+    app.url_map.converters["string"] = devices.DeviceIdConverter
     # The kiosk API takes only application/json (or DELETE), which no cross-site form
     # can send without a CORS preflight that the hub never grants.
     csrf.exempt(reception_api.bp)
@@ -123,23 +126,38 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:
+        # Like a missing login: the request is not the caller's own, so 403 (not 400).
         message = f"csrf_token: {exc.description}"
         if auth.wants_json():
-            return jsonify(error=message, field="csrf_token"), 400
+            return jsonify(error=message, field="csrf_token", code="request.csrf"), 403
         page = _(
             "Das Formular ist abgelaufen oder kam nicht von dieser Seite. "
             "Bitte laden Sie die Seite neu und versuchen Sie es noch einmal."
         )
-        return render_template("error.html", code=400, message=page, detail=message), 400
+        return render_template("error.html", code=403, message=page, detail=message), 403
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
+        # Keep what the exception says beyond its body (Allow on 405, Retry-After on 429).
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         if auth.wants_json():
-            return jsonify(error=exc.description or exc.name), code
+            return jsonify(error=exc.description or exc.name), code, headers
         if request.path.startswith("/static/"):
             return exc
-        return render_template("error.html", code=code, message=exc.description), code
+        return render_template("error.html", code=code, message=exc.description), code, headers
+
+
+def back_url() -> str | None:
+    """Where "back" on an error page leads: the page the visitor came from, if it is ours."""
+    referrer = request.referrer
+    if not referrer:
+        return None
+    came = urlsplit(referrer)
+    here = urlsplit(request.host_url)
+    if (came.scheme, came.netloc) != (here.scheme, here.netloc) or came.path == request.path:
+        return None
+    return came.path + (f"?{came.query}" if came.query else "")
 
 
 def format_local(dt: datetime, runtime: HubRuntime) -> str:

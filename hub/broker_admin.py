@@ -2,9 +2,10 @@
 
 Production uses Mosquitto's dynamic-security plugin: the hub, logged in as the plugin's
 admin, sends JSON commands to ``$CONTROL/dynamic-security/v1`` and reads the answers on
-``…/response``. Each device gets its own client (username and password) and its own role
-holding DESIGN.md section 3's rules. Changes apply at once, without a broker restart;
-deleting a client ends its open session.
+``…/response``. Each device gets its own client (username and password, bound to the
+device's one client id from ``protocol/clientid.py``, so its login cannot take over another
+device's session) and its own role holding DESIGN.md section 3's rules. Changes apply at
+once, without a broker restart; deleting a client ends its open session.
 
 The embedded amqtt broker (and an anonymous development broker) has no access control:
 there the hub uses ``NoBrokerAdmin``, which only warns once.
@@ -27,6 +28,7 @@ import paho.mqtt.client as mqtt
 
 from protocol import topics
 from protocol.broker import BrokerAddress
+from protocol.clientid import device_client_id
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,11 @@ class DeviceAccess:
     def role(self) -> str:
         """The device's own role name (sites and ids are slugs, so '.' keeps them apart)."""
         return f"empfang.{self.site}.{self.device}"
+
+    @property
+    def client_id(self) -> str:
+        """The only MQTT client id the broker accepts for the device's login."""
+        return device_client_id(self.site, self.device)
 
 
 def device_username(site: str, device: str) -> str:
@@ -352,7 +359,8 @@ class DynsecAdmin:
 
     # ---- devices -------------------------------------------------------------------
     def add_device(self, access: DeviceAccess, password: str) -> None:
-        """Replace any previous login of the device with a fresh one and its rules."""
+        """Replace any previous login of the device with a fresh one, bound to the device's
+        client id, and its rules."""
         self._run(
             [
                 {"command": "deleteClient", "username": access.username},
@@ -362,6 +370,7 @@ class DynsecAdmin:
                     "command": "createClient",
                     "username": access.username,
                     "password": password,
+                    "clientid": access.client_id,
                     "roles": [{"rolename": access.role}],
                 },
             ],

@@ -34,6 +34,8 @@ class Settings:
     timezone: str = "Europe/Berlin"
     status_ttl: int = 90
     tick_seconds: float = 1.0
+    # Seconds the broker may leave the hub's probe unanswered before /healthz calls it down.
+    broker_timeout: float = 5.0
     public_url: str = ""
     trusted_proxies: int = 0
     retention_hours: float = 24.0
@@ -43,6 +45,11 @@ class Settings:
     stun_urls: str = ""
     turn_urls: str = ""
     turn_secret: str = ""
+    # Documents shared in calls: how many and how many MB per call, the MB the disk keeps free.
+    documents_per_call: int = 20
+    documents_mb_per_call: int = 100
+    documents_min_free_mb: int = 500
+    image_max_megapixels: float = 40.0  # larger pictures are refused (image bombs)
     # Devices (enrollment and per-device broker access).
     broker_admin: str = "auto"
     device_broker_url: str = ""
@@ -79,8 +86,17 @@ class Settings:
         return "dynsec"
 
 
-_INT_FIELDS = {"embedded_mqtt_port", "status_ttl", "trusted_proxies", "ticket_rate", "enroll_rate"}
-_FLOAT_FIELDS = {"tick_seconds", "retention_hours"}
+_INT_FIELDS = {
+    "embedded_mqtt_port",
+    "status_ttl",
+    "trusted_proxies",
+    "ticket_rate",
+    "enroll_rate",
+    "documents_per_call",
+    "documents_mb_per_call",
+    "documents_min_free_mb",
+}
+_FLOAT_FIELDS = {"tick_seconds", "retention_hours", "broker_timeout", "image_max_megapixels"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -154,6 +170,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("EMPFANG_EMBEDDED_MQTT_PORT: must be 1..65535")
     if not 3 <= settings.status_ttl <= 86400:
         raise ConfigError("EMPFANG_STATUS_TTL: must be 3..86400 seconds")
+    if not 1 <= settings.broker_timeout <= 300:
+        raise ConfigError("EMPFANG_BROKER_TIMEOUT: must be 1..300 seconds")
     if not 0 < settings.retention_hours <= 24 * 365:
         raise ConfigError("EMPFANG_RETENTION_HOURS: must be more than 0 and at most a year")
     if not 1 <= settings.ticket_rate <= 100000:
@@ -175,6 +193,14 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("EMPFANG_DEVICE_BROKER_URL: must start with mqtt:// or mqtts://")
     if not 1 <= settings.enroll_rate <= 10000:
         raise ConfigError("EMPFANG_ENROLL_RATE: must be 1..10000 attempts per address per 10 min")
+    if not 1 <= settings.documents_per_call <= 1000:
+        raise ConfigError("EMPFANG_DOCUMENTS_PER_CALL: must be 1..1000")
+    if not 1 <= settings.documents_mb_per_call <= 100000:
+        raise ConfigError("EMPFANG_DOCUMENTS_MB_PER_CALL: must be 1..100000 MB")
+    if settings.documents_min_free_mb < 0:
+        raise ConfigError("EMPFANG_DOCUMENTS_MIN_FREE_MB: must be 0 MB or more")
+    if not 0.1 <= settings.image_max_megapixels <= 1000:
+        raise ConfigError("EMPFANG_IMAGE_MAX_MEGAPIXELS: must be 0.1..1000 megapixels")
     if not settings.database_url:
         db_file = settings.instance_path / "empfang.db"
         settings = replace(settings, database_url=f"sqlite:///{db_file}")

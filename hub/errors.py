@@ -8,16 +8,19 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.code = code  # stable: pages translate by it, programs may match on it
 
     def to_dict(self) -> dict[str, str]:
         """The JSON error body."""
         body = {"error": f"{self.field}: {self.message}" if self.field else self.message}
         if self.field:
             body["field"] = self.field
+        if self.code:
+            body["code"] = self.code
         return body
 
 
@@ -26,8 +29,8 @@ class ValidationError(ServiceError):
 
     status = 400
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, field)
+    def __init__(self, field: str, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, field, code=code)
 
 
 class NotFound(ServiceError):
@@ -46,3 +49,10 @@ class Forbidden(ServiceError):
     """The caller may not do this."""
 
     status = 403
+
+
+class RuleBroken(ValidationError):
+    """Well-formed input that breaks a rule a schema cannot state (an unknown room,
+    overlapping hours): 422, so that a schema-valid request is never called malformed."""
+
+    status = 422

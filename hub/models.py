@@ -305,6 +305,22 @@ class Participant(Base):
     session: Mapped[CallSession] = relationship(back_populates="participants")
 
 
+class CallColleague(Base):
+    """A staff member a host brought into a closed conversation; they may enter it."""
+
+    __tablename__ = "call_colleagues"
+    __table_args__ = (UniqueConstraint("session_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("call_sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+
 class ChatMessage(Base):
     """A chat line in a call; deleted with the session."""
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from hub.broker_probe import BrokerProbe
 from protocol import topics
 from protocol.broker import BrokerAddress
 from protocol.errors import PayloadError, TopicError
@@ -43,6 +44,7 @@ class MqttBridge:
         site: str,
         version: str,
         on_status: StatusHandler,
+        broker_timeout: float,
         on_connected: Callable[[], None] | None = None,
         on_knock: KnockHandler | None = None,
         on_event: EventHandler | None = None,
@@ -65,6 +67,7 @@ class MqttBridge:
             protocol=mqtt.MQTTv311,
         )
         self._client.max_queued_messages_set(10000)
+        self._probe = BrokerProbe(self._send_probe, broker_timeout)
         self._started = False
 
     def start(self) -> None:
@@ -78,6 +81,7 @@ class MqttBridge:
         # A short cap: displays must show the right state within seconds of a broker restart.
         offline = (topics.hub_state(self.site), HubState.offline_json())
         open_session(client, self.address, will=offline, keepalive=30, reconnect=(1, 2))
+        self._probe.start()
         self._started = True
 
     def wait_connected(self, timeout: float) -> bool:
@@ -87,6 +91,10 @@ class MqttBridge:
     def is_connected(self) -> bool:
         """Whether the broker connection is up now."""
         return self._connected.is_set() and self._client.is_connected()
+
+    def is_answering(self) -> bool:
+        """Whether the broker is connected and acknowledged the hub's probe within the bound."""
+        return self.is_connected() and self._probe.answering()
 
     def publish_status(self, status: RoomStatus) -> None:
         """Publish a room's status, retained, QoS 1."""
@@ -129,8 +137,15 @@ class MqttBridge:
         if not self._started:
             return
         self._started = False
+        self._probe.stop()
         close_session(self._client, (topics.hub_state(self.site), HubState.offline_json()))
         self._connected.clear()
+
+    def _send_probe(self) -> mqtt.MQTTMessageInfo | None:
+        """Publish one liveness probe on the hub-only topic; None when not connected."""
+        if not self.is_connected():
+            return None
+        return self._client.publish(topics.hub_probe(self.site), b"", qos=1)
 
     # paho callbacks run on the network thread
     def _handle_connect(
@@ -144,6 +159,7 @@ class MqttBridge:
         if reason_code.is_failure:
             log.error("broker refused the hub: %s", reason_code)
             return
+        self._probe.connected()
         client.publish(
             topics.hub_state(self.site),
             HubState(state="online", version=self.version).to_json(),

@@ -17,7 +17,7 @@ from hub.db import make_engine, session_scope
 from hub.live import LiveFeed
 from hub.mqtt_bridge import MqttBridge
 from hub.queue_feed import QueueFeed
-from hub.services.calls import CallService, TurnSettings
+from hub.services.calls import MB, CallService, DocumentLimits, TurnSettings
 from hub.services.devices import DeviceService, device_view
 from hub.services.reception import ReceptionService
 from hub.services.rooms import RoomService
@@ -57,6 +57,7 @@ class HubRuntime:
             settings.site,
             self.version,
             on_status=self._on_status,
+            broker_timeout=settings.broker_timeout,
             on_connected=self._on_connected,
             on_knock=self._on_knock,
             on_event=self._on_event,
@@ -93,6 +94,15 @@ class HubRuntime:
             notify=lambda ref: self.bridge.publish_event(HubEvent(kind="call", ref=ref)),
             sync_room=self.rooms.sync,
             set_dnd=self.rooms.set_dnd,
+            notify_user=lambda user_id: self.bridge.publish_event(
+                HubEvent(kind="colleague", ref=staff_topic(user_id))
+            ),
+            limits=DocumentLimits(
+                per_call=settings.documents_per_call,
+                bytes_per_call=settings.documents_mb_per_call * MB,
+                min_free=settings.documents_min_free_mb * MB,
+                max_pixels=round(settings.image_max_megapixels * 1_000_000),
+            ),
         )
         self.turn = TurnSettings(
             stun=_split(settings.stun_urls),
@@ -143,7 +153,7 @@ class HubRuntime:
             self.rooms.republish_all(db)
 
     def health(self) -> dict[str, bool]:
-        """Database and broker reachability."""
+        """Database reachability; broker connected and answering the hub's probe in time."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -151,7 +161,7 @@ class HubRuntime:
         except Exception:
             log.exception("database check failed")
             database = False
-        return {"database": database, "broker": self.bridge.is_connected()}
+        return {"database": database, "broker": self.bridge.is_answering()}
 
     def _on_status(self, room: str, status: RoomStatus | None) -> None:
         event = (
@@ -180,6 +190,9 @@ class HubRuntime:
     def _on_event(self, event: HubEvent) -> None:
         if event.kind == "call":
             self.live.publish(f"call:{event.ref}", {"type": "call", "session": event.ref})
+            return
+        if event.kind == "colleague" and event.ref:
+            self.live.publish(event.ref, {"type": "brought"})
             return
         self.queue_feed.push(event.kind, event.ref)
 
@@ -214,6 +227,11 @@ class HubRuntime:
         self.queue_feed.stop()
         self.broker_admin.close()
         self.engine.dispose()
+
+
+def staff_topic(user_id: int) -> str:
+    """The live topic (and event reference) of one staff member's own notices."""
+    return f"staff-{user_id}"
 
 
 def _split(value: str) -> tuple[str, ...]:

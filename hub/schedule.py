@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from hub.errors import ValidationError
+from hub.errors import RuleBroken, ValidationError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES_DE = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
@@ -96,7 +96,7 @@ def _parse_time(hours: str, minutes: str, field_name: str, text: str) -> time:
     if h == 24 and m == 0:
         return time(23, 59, 59, 999999)
     if not (0 <= h <= 23 and 0 <= m <= 59):
-        raise ValidationError(field_name, f"{text.strip()!r} is not a valid time range")
+        raise RuleBroken(field_name, f"{text.strip()!r} is not a valid time range")
     return time(h, m)
 
 
@@ -110,12 +110,12 @@ def parse_day(text: str, field_name: str) -> tuple[Interval, ...]:
         start = _parse_time(match[1], match[2], field_name, part)
         end = _parse_time(match[3], match[4], field_name, part)
         if start >= end:
-            raise ValidationError(field_name, f"{part.strip()!r} ends before it starts")
+            raise RuleBroken(field_name, f"{part.strip()!r} ends before it starts")
         spans.append((start, end))
     spans.sort()
     for (_s1, e1), (s2, _e2) in pairwise(spans):
         if s2 < e1:
-            raise ValidationError(field_name, "time ranges overlap")
+            raise RuleBroken(field_name, "time ranges overlap")
     if len(spans) > 8:
         raise ValidationError(field_name, "at most 8 ranges per day")
     return tuple(spans)
@@ -131,7 +131,7 @@ def parse_closed_days(lines: Iterable[str], field_name: str = "closed_days") -> 
         try:
             days.add(date.fromisoformat(text))
         except ValueError:
-            raise ValidationError(field_name, f"{text!r} is not a date like 2026-12-24") from None
+            raise RuleBroken(field_name, f"{text!r} is not a date like 2026-12-24") from None
     if len(days) > MAX_CLOSED_DAYS:
         raise ValidationError(field_name, f"at most {MAX_CLOSED_DAYS} closed days")
     return frozenset(days)

@@ -46,6 +46,9 @@ def serve(factory: Callable[[], Any], host: str, port: int, workers: int, thread
             # Every open live page holds a connection; gunicorn's default of 1000 would stop
             # the worker from accepting anything (even a staff member's admit) at that point.
             "worker_connections": threads + 1000,
+            # As long as nginx's default buffers (8 KB), so an over-long query reaches the
+            # hub and gets its JSON refusal instead of the server's bare 414 page.
+            "limit_request_line": 8190,
             "timeout": 60,
             "graceful_timeout": 10,
             "keepalive": 5,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from hub.errors import ValidationError
+from protocol.text import BAD_CHARS_REASON, is_clean
 from protocol.topics import is_slug
 
 
@@ -19,8 +20,8 @@ def text(value: object, field: str, *, max_len: int, required: bool = True) -> s
         raise ValidationError(field, "is required")
     if len(value) > max_len:
         raise ValidationError(field, f"must be at most {max_len} characters")
-    if any(ord(c) < 32 for c in value):
-        raise ValidationError(field, "must not contain control characters")
+    if not is_clean(value):
+        raise ValidationError(field, BAD_CHARS_REASON, code="text.control_char")
     return value
 
 
@@ -66,6 +67,6 @@ def multiline(value: object, field: str, *, max_len: int, required: bool = True)
         raise ValidationError(field, "is required")
     if len(value) > max_len:
         raise ValidationError(field, f"must be at most {max_len} characters")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
-        raise ValidationError(field, "must not contain control characters")
+    if not is_clean(value, multiline=True):
+        raise ValidationError(field, BAD_CHARS_REASON, code="text.control_char")
     return value

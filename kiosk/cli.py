@@ -15,8 +15,12 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk.config import ConfigError, KioskConfig, config_path, load_config
+
+if TYPE_CHECKING:
+    from kiosk.window import WindowHook
 
 log = logging.getLogger("kiosk")
 
@@ -57,8 +61,8 @@ def _wait_stop(failed: threading.Event) -> int:
             return EXIT_FAILED
 
 
-def run(config: KioskConfig) -> int:
-    """The windowed kiosk with its health link, until a stop signal."""
+def run(config: KioskConfig, on_window: WindowHook | None = None) -> int:
+    """The windowed kiosk with its health link, until a stop signal (see `run_window`)."""
     from kiosk.footprint import tune_allocator, web_view_environment
 
     tune_allocator()  # before any worker thread exists
@@ -81,14 +85,14 @@ def run(config: KioskConfig) -> int:
         )
         health.start()
     try:
-        return run_window(engine, _wait_stop)
+        return run_window(engine, _wait_stop, on_window)
     finally:
         if health is not None:
             health.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``empfang-kiosk``."""
+def main(argv: Sequence[str] | None = None, on_window: WindowHook | None = None) -> int:
+    """Entry point of ``empfang-kiosk`` (which passes no `on_window`, see `run_window`)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
@@ -115,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        return run(config)
+        return run(config, on_window)
     except Exception:
         log.exception("the kiosk failed")
         return EXIT_FAILED

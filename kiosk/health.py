@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 
 from protocol import topics
 from protocol.broker import BrokerAddress
+from protocol.clientid import device_client_id
 from protocol.errors import PayloadError
 from protocol.payloads import DeviceCommand, DeviceState
 from protocol.session import close_session, open_session
@@ -75,7 +76,7 @@ class Health:
         self._closed = False
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"empfang-kiosk-{device}",
+            client_id=device_client_id(self.site, self.device),  # the login's only one
             protocol=mqtt.MQTTv311,
         )
         self._client.on_connect = self._handle_connect

@@ -3,8 +3,9 @@
 The page asks ``/state`` for each new view (a long poll) and draws the screen from it; the
 call's videos are not part of the page (see `kiosk.overlay`). Routes: ``/`` and the static
 files of ``kiosk/ui``, ``/state`` (the screen as JSON), ``/status`` (the state plus media
-figures, for tests and diagnostics) and whatever else the engine adds. Only GET; bound to
-loopback only.
+figures, for diagnostics) and whatever the owner adds with `PageServer.add_routes`. Every
+route only reads its query as data: none runs a script or code it was sent. Only GET; bound
+to loopback only.
 """
 
 from __future__ import annotations

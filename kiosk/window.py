@@ -19,18 +19,16 @@ Privacy reset of the web view (`WindowUi.reset`):
   after a visit) QtWebEngine never reports a load as finished, pywebview then never gives
   the page its bridge, and only a new navigation brings the page back.
 
-With ``EMPFANG_KIOSK_TEST_HOOKS=1`` the page server also answers ``/test/click?selector=``
-(a real DOM click on a button, whose handler calls the bridge), ``/test/storage``,
-``/test/video`` (the video widgets' figures) and ``/test/eval?js=``: for the end-to-end
-test only, never set on a kiosk.
+The window runs only the page's own scripts and the fixed ones here: no route of the page
+server and no setting makes it run a script it was sent. `run_window` takes an `on_window`
+callable, called once with the engine and its `WindowUi` before the window starts; the
+production entry point (`kiosk.cli.main`) passes none.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +38,6 @@ from kiosk.overlay import VideoOverlays
 
 log = logging.getLogger(__name__)
 
-TEST_HOOKS_ENV = "EMPFANG_KIOSK_TEST_HOOKS"
 LOAD_WAIT = 5.0  # seconds for the page to load and get its bridge
 LOAD_ATTEMPTS = 4
 CLEAR_STORAGE_JS = """
@@ -49,12 +46,6 @@ CLEAR_STORAGE_JS = """
   try { sessionStorage.clear(); } catch (e) {}
   try { if (window.caches) caches.keys().then(function (ks) { ks.forEach(function (k) { caches.delete(k); }); }); } catch (e) {}
   return true;
-})()
-"""  # noqa: E501
-STORAGE_JS = """
-(function () {
-  var n = function (s) { try { return s.length; } catch (e) { return -1; } };
-  return JSON.stringify({local: n(localStorage), session: n(sessionStorage), cookie: document.cookie});
 })()
 """  # noqa: E501
 
@@ -122,7 +113,7 @@ class WindowUi:
     ) -> None:
         self.window = window
         self.page_url = page_url
-        self.resets = 0
+        self.resets = 0  # privacy resets done
         self._on_gui = on_gui
         self._loading = threading.Lock()
         self._overlays: VideoOverlays | None = None
@@ -137,6 +128,11 @@ class WindowUi:
         profile.cookieStore().deleteAllCookies()
         profile.clearHttpCache()
         profile.clearAllVisitedLinks()
+
+    @property
+    def overlays(self) -> VideoOverlays | None:
+        """The video widgets (None until the window is shown); touch them on the GUI thread."""
+        return self._overlays
 
     def add_overlays(self, feeds: dict[str, Any]) -> None:
         """Video widgets over the web view, one per feed (once the window is shown)."""
@@ -153,15 +149,6 @@ class WindowUi:
         overlays = self._overlays
         if overlays is not None:
             self._on_gui(lambda: overlays.place(boxes))
-
-    def video_figures(self) -> dict[str, Any]:
-        """Per video: shown, where, pictures painted (for the test hook)."""
-        overlays = self._overlays
-        if overlays is None:
-            return {}
-        figures: dict[str, Any] = {}
-        self._on_gui(lambda: figures.update(overlays.figures()))
-        return figures
 
     def reset(self) -> None:
         """Cookies, storage and caches cleared; the page loaded afresh."""
@@ -195,13 +182,8 @@ class WindowUi:
     def _wait_loaded(self) -> bool:
         return self.window.events.loaded.wait(LOAD_WAIT)
 
-    def storage(self) -> dict[str, Any]:
-        """What the web view holds now (for the test hook)."""
-        raw = self.window.evaluate_js(STORAGE_JS)
-        held = json.loads(raw) if isinstance(raw, str) else {}
-        held["cookies"] = len(getattr(self.window.native, "cookies", {}) or {})
-        held["resets"] = self.resets
-        return held
+
+WindowHook = Callable[[Engine, WindowUi], None]
 
 
 def gui_caller() -> Callable[[Callable[[], None]], None]:
@@ -253,37 +235,16 @@ def _fill_screen(webview: Any, window: Any) -> None:
         log.exception("could not size the window to the screen")
 
 
-def _test_routes(engine: Engine, ui: WindowUi) -> dict[str, Any]:
-    async def click(query: dict[str, str]) -> Any:
-        selector = json.dumps(query.get("selector", ""))
-        script = (
-            f"(function(){{var b=document.querySelector({selector});"
-            "if(!b||b.disabled)return false;b.click();return true;})()"
-        )
-        return {"clicked": await asyncio.to_thread(ui.window.evaluate_js, script)}
-
-    async def storage(_query: dict[str, str]) -> Any:
-        return await asyncio.to_thread(ui.storage)
-
-    async def evaluate(query: dict[str, str]) -> Any:
-        return {"value": await asyncio.to_thread(ui.window.evaluate_js, query.get("js", "null"))}
-
-    async def video(_query: dict[str, str]) -> Any:
-        return await asyncio.to_thread(ui.video_figures)
-
-    return {
-        "/test/click": click,
-        "/test/storage": storage,
-        "/test/eval": evaluate,
-        "/test/video": video,
-    }
-
-
-def run_window(engine: Engine, wait_stop: Callable[[threading.Event], int]) -> int:
+def run_window(
+    engine: Engine,
+    wait_stop: Callable[[threading.Event], int],
+    on_window: WindowHook | None = None,
+) -> int:
     """Run the engine in a thread and the window on this (main) thread until a stop.
 
     ``wait_stop(failed)`` blocks in pywebview's worker thread until a stop signal (0) or
-    until `failed` is set (1). Returns the exit code.
+    until `failed` is set (1); ``on_window(engine, ui)`` runs on this thread once the
+    window exists, before it starts. Returns the exit code.
     """
     import webview  # only the windowed kiosk pays for Qt
 
@@ -329,10 +290,8 @@ def run_window(engine: Engine, wait_stop: Callable[[threading.Event], int]) -> i
         raise RuntimeError("pywebview did not create a window")
     ui = WindowUi(window, page_url, gui_caller())
     engine.ui = ui
-    if os.environ.get(TEST_HOOKS_ENV) == "1":
-        log.warning("test hooks are on (%s=1): never on a real kiosk", TEST_HOOKS_ENV)
-        assert engine.server is not None
-        engine.server.add_routes(_test_routes(engine, ui))
+    if on_window is not None:
+        on_window(engine, ui)
     result = {"code": 1}
 
     def wait_then_close() -> None:

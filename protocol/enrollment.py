@@ -1,10 +1,13 @@
 """Device enrollment, the device's side: trade a one-time code for an id and a broker login.
 
 ``POST /api/v1/devices/enroll {"code", "kind"}`` answers ``{"device", "site", "broker":
-{"host", "port", "tls", "username", "password"}, "ca_cert"}``. The answer goes into the
-device's TOML configuration file, written atomically with mode 0600 (it holds the broker
-password), with the CA certificate next to it (also 0600); the device's other settings
-already in the file are kept. Standard library only, so every device can use it.
+{"host", "port", "tls", "username", "password", "client_id"}, "ca_cert"}``. The answer goes
+into the device's TOML configuration file, written atomically with mode 0600 (it holds the
+broker password), with the CA certificate next to it (also 0600); the device's other
+settings already in the file are kept. The login works only with the client id the hub
+bound to it; the device derives the same one from its id (``protocol/clientid.py``), so the
+file does not hold it, and an answer naming another one is refused. Standard library only,
+so every device can use it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from protocol.clientid import device_client_id
 from protocol.topics import is_slug
 
 ENROLL_PATH = "/api/v1/devices/enroll"
@@ -98,6 +102,13 @@ def _checked(answer: object) -> dict[str, Any]:
         raise fail("broker.port")
     if not isinstance(broker.get("tls"), bool):
         raise fail("broker.tls")
+    # A hub before client ids were bound leaves it out; any other id would be refused later.
+    expected = device_client_id(answer["site"], answer["device"])
+    if broker.get("client_id", expected) != expected:
+        raise EnrollError(
+            f"the hub binds the client id {broker['client_id']!r}, this device connects as "
+            f"{expected!r}: update the hub and the device to the same release"
+        )
     if not isinstance(answer.get("ca_cert") or "", str):
         raise fail("ca_cert")
     return answer

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Final, Literal, NoReturn, cast
 
 from protocol.errors import PayloadError
+from protocol.text import BAD_CHARS_REASON, is_clean
 from protocol.topics import check_slug, hub_state, is_slug, room_status
 
 __all__ = [
@@ -75,8 +76,6 @@ _TIME: Final = re.compile(
     r"(?:\.([0-9]{1,9}))?(?:Z|\+00:00)"
 )
 _HHMM: Final = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
-# Control characters and lone surrogates (which cannot be encoded as UTF-8).
-_BAD_CHARS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class RoomState(StrEnum):
@@ -179,8 +178,8 @@ def _text(value: object, field: str, max_len: int, *, allow_empty: bool = False)
         _fail(field, "must not be empty")
     if len(value) > max_len:
         _fail(field, f"longer than {max_len} characters")
-    if _BAD_CHARS.search(value):
-        _fail(field, "contains control characters or invalid Unicode")
+    if not is_clean(value):
+        _fail(field, BAD_CHARS_REASON)
     return value
 
 
@@ -218,7 +217,7 @@ def _scalars(value: object, field: str) -> Mapping[str, object]:
         _fail(field, f"more than {_MAX_KEYS} keys")
     out: dict[str, object] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY or _BAD_CHARS.search(key):
+        if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY or not is_clean(key):
             _fail(field, f"keys must be strings of 1-{_MAX_KEY} printable characters")
         where = f"{field}.{key}"
         if isinstance(item, str):
@@ -600,8 +599,9 @@ def home_assistant_discovery(
     }
 
 
-HubEventKind = Literal["queue", "ticket", "call"]
-HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket", "call")
+# "colleague": a host brought a staff member (ref `staff-<user id>`) into a conversation.
+HubEventKind = Literal["queue", "ticket", "call", "colleague"]
+HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket", "call", "colleague")
 
 
 @dataclass(frozen=True)

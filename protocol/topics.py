@@ -25,6 +25,7 @@ __all__ = [
     "device_state_filter",
     "home_assistant_discovery_topic",
     "hub_events",
+    "hub_probe",
     "hub_state",
     "is_slug",
     "parse_topic",
@@ -79,6 +80,14 @@ def hub_events(site: str) -> str:
     Only the hub writes it; its payloads name no person (see HubEvent).
     """
     return f"{site_prefix(site)}/hub/events"
+
+
+def hub_probe(site: str) -> str:
+    """Return the topic of the hub's liveness probes (empty, QoS 1, never retained).
+
+    Only the hub writes it and nobody reads it: the broker's PUBACK is the answer.
+    """
+    return f"{site_prefix(site)}/hub/probe"
 
 
 def room_status(site: str, room: str) -> str:
@@ -146,7 +155,8 @@ class Topic:
 
     ``kind`` is ``hub``, ``room``, ``device`` or ``signal``; ``key`` is the room, the
     device id or the session (None for ``hub``); ``leaf`` is the last fixed level
-    (``state``, ``status``, ``knock``, ``config``, ``cmd``; ``signal`` for signalling);
+    (``state``, ``events``, ``probe``, ``status``, ``knock``, ``config``, ``cmd``;
+    ``signal`` for signalling);
     ``extra`` is the participant of a signalling topic and None otherwise.
     """
 
@@ -174,6 +184,8 @@ def parse_topic(topic: str) -> Topic:
             return Topic(site, "hub", None, "state")
         case ["hub", "events"]:
             return Topic(site, "hub", None, "events")
+        case ["hub", "probe"]:
+            return Topic(site, "hub", None, "probe")
         case ["rooms", room, leaf] if leaf in _ROOM_LEAVES:
             return Topic(site, "room", check_slug(room, "room"), leaf)
         case ["devices", device, leaf] if leaf in _DEVICE_LEAVES:

@@ -147,7 +147,8 @@ class Config:
         _known(data, "", TOP_KEYS)
 
         self.device_id = _slug(data.get("device_id"), "device_id")
-        self.client_id = _text(data, "client_id", "", 1, 64, default=self.device_id)
+        # Enrollment hands out "empfang.<site>.<device_id>": up to 137 characters.
+        self.client_id = _text(data, "client_id", "", 1, 160, default=self.device_id)
         self.site = _slug(data.get("site", "default"), "site")
 
         rooms = data.get("rooms")

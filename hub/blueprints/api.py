@@ -4,30 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify
 from flask_wtf.csrf import generate_csrf
 
+from hub import schemas
+from hub.apispec import STAFF, body, document, given, operation
 from hub.auth import admin_required, login_required
 from hub.db import get_db
-from hub.errors import ValidationError
 from hub.models import Room
-from hub.openapi import openapi_document
 from hub.runtime import HubRuntime
 from hub.schedule import Schedule, schedule_from_api, schedule_to_api
-from hub.validation import flag
+from protocol.errors import PayloadError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def _runtime() -> HubRuntime:
     return current_app.extensions["empfang"]
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("body", "must be a JSON object")
-    return data
 
 
 def room_json(runtime: HubRuntime, room: Room) -> dict[str, Any]:
@@ -42,17 +35,27 @@ def room_json(runtime: HubRuntime, room: Room) -> dict[str, Any]:
         "dnd": room.dnd,
         "open": runtime.rooms.is_open(room),
         "opening_hours": schedule_to_api(Schedule.from_json(room.schedule_json)),
-        "status": runtime.rooms.status_of(room).to_dict() if room.state else None,
+        "status": _status(runtime, room),
     }
+
+
+def _status(runtime: HubRuntime, room: Room) -> dict[str, Any] | None:
+    if not room.state:
+        return None
+    try:
+        return runtime.rooms.status_of(room).to_dict()
+    except PayloadError:  # a name stored before the text rule held: no status to show
+        return None
 
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """The OpenAPI 3 description of this API."""
-    return jsonify(openapi_document(_runtime().version))
+    return jsonify(document(_runtime().version))
 
 
 @bp.get("/session")
+@operation(200, schemas.SessionBody)
 def session_info() -> Any:
     """Who is logged in, and the CSRF token that state-changing calls must send."""
     user = g.user
@@ -69,6 +72,7 @@ def session_info() -> Any:
 
 
 @bp.get("/rooms")
+@operation(200, schemas.RoomList)
 def list_rooms() -> Any:
     """Every room with its status (no personal data: states and counts only)."""
     runtime = _runtime()
@@ -76,6 +80,7 @@ def list_rooms() -> Any:
 
 
 @bp.get("/rooms/<slug>")
+@operation(200, schemas.RoomBody, errors=(404,))
 def get_room(slug: str) -> Any:
     """One room with its status."""
     runtime = _runtime()
@@ -89,9 +94,10 @@ def _room_input(data: dict[str, Any]) -> Any:
 
 @bp.post("/rooms")
 @admin_required
+@operation(201, schemas.RoomBody, json=schemas.NewRoom, errors=(401, 403, 409, 422), security=STAFF)
 def create_room() -> Any:
     """Create a room (admins)."""
-    data = _body()
+    data = given(body())
     runtime = _runtime()
     status = runtime.rooms.create(get_db(), data.get("slug", ""), _room_input(data))
     return jsonify(room_json(runtime, runtime.rooms.get(get_db(), status.room))), 201
@@ -99,6 +105,9 @@ def create_room() -> Any:
 
 @bp.patch("/rooms/<slug>")
 @admin_required
+@operation(
+    200, schemas.RoomBody, json=schemas.RoomChange, errors=(401, 403, 404, 422), security=STAFF
+)
 def update_room(slug: str) -> Any:
     """Change a room's settings (admins); fields left out keep their value."""
     runtime = _runtime()
@@ -107,13 +116,14 @@ def update_room(slug: str) -> Any:
     current = room_json(runtime, room)
     merged = {key: current[key] for key in ("name", "kind", "policy", "department", "enabled")}
     merged["opening_hours"] = current["opening_hours"]
-    merged.update(_body())
+    merged.update(given(body()))
     runtime.rooms.update(db, slug, _room_input(merged))
     return jsonify(room_json(runtime, runtime.rooms.get(db, slug)))
 
 
 @bp.delete("/rooms/<slug>")
 @admin_required
+@operation(204, None, errors=(401, 403, 404, 409), security=STAFF)
 def delete_room(slug: str) -> Any:
     """Delete a room (admins)."""
     _runtime().rooms.delete(get_db(), slug)
@@ -122,6 +132,7 @@ def delete_room(slug: str) -> Any:
 
 @bp.post("/rooms/<slug>/checkin")
 @login_required
+@operation(200, schemas.RoomStatusBody, errors=(401, 404, 409), security=STAFF)
 def check_in(slug: str) -> Any:
     """Check the caller in to the room."""
     status = _runtime().rooms.check_in(get_db(), slug, g.user)
@@ -130,6 +141,7 @@ def check_in(slug: str) -> Any:
 
 @bp.post("/rooms/<slug>/checkout")
 @login_required
+@operation(200, schemas.RoomStatusBody, errors=(401, 404, 409), security=STAFF)
 def check_out(slug: str) -> Any:
     """Check the caller out of the room."""
     status = _runtime().rooms.check_out(get_db(), slug, g.user)
@@ -138,21 +150,25 @@ def check_out(slug: str) -> Any:
 
 @bp.put("/rooms/<slug>/dnd")
 @login_required
+@operation(
+    200, schemas.RoomStatusBody, json=schemas.DndChange, errors=(401, 404, 409), security=STAFF
+)
 def set_dnd(slug: str) -> Any:
     """Set or clear do-not-disturb: body {"dnd": true|false}."""
-    data = _body()
-    if not isinstance(data.get("dnd"), bool):
-        raise ValidationError("dnd", "must be true or false")
-    status = _runtime().rooms.set_dnd(get_db(), slug, flag(data["dnd"], "dnd"))
+    status = _runtime().rooms.set_dnd(get_db(), slug, body().dnd)
     return jsonify(status.to_dict())
 
 
 @bp.put("/rooms/<slug>/enabled")
 @admin_required
+@operation(
+    200,
+    schemas.RoomStatusBody,
+    json=schemas.EnabledChange,
+    errors=(401, 403, 404, 409),
+    security=STAFF,
+)
 def set_enabled(slug: str) -> Any:
     """Switch a room on or off (admins): body {"enabled": true|false}."""
-    data = _body()
-    if not isinstance(data.get("enabled"), bool):
-        raise ValidationError("enabled", "must be true or false")
-    status = _runtime().rooms.set_enabled(get_db(), slug, data["enabled"])
+    status = _runtime().rooms.set_enabled(get_db(), slug, body().enabled)
     return jsonify(status.to_dict())

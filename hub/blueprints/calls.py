@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,14 +28,16 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
+from hub import schemas
+from hub.apispec import operation
 from hub.auth import login_required, same_origin
 from hub.db import get_db, session_scope
 from hub.error_texts import friendly
-from hub.errors import Forbidden, NotFound, ServiceError
+from hub.errors import Forbidden, NotFound, ServiceError, ValidationError
 from hub.live import RESYNC, Subscription
 from hub.models import ChatMessage, Document, Participant, Room
 from hub.runtime import HubRuntime
-from hub.services.calls import Credentials, _hash
+from hub.services.calls import MAX_DOCUMENT, MB, Credentials, _hash, file_too_large
 from hub.services.calls import display_time as iso
 from protocol.payloads import Signal
 
@@ -79,6 +82,13 @@ def guest_ticket(token: str) -> Any:
     runtime = _runtime()
     ticket = runtime.reception.by_token(get_db(), token)
     return remember(runtime.calls.join_ticket_as_guest(get_db(), ticket))
+
+
+@bp.post("/call/session/<session_id>/join")
+@login_required
+def join_session(session_id: str) -> Any:
+    """A staff member enters a conversation a host brought them into."""
+    return remember(_runtime().calls.join_session(get_db(), session_id, g.user))
 
 
 def _room(slug: str) -> Room:
@@ -126,8 +136,14 @@ def invited(token: str) -> Any:
 
 
 @bp.post("/api/v1/reception/tickets/<token>/call")
+@operation(201, schemas.CallCredentials, errors=(404, 409))
 def kiosk_join(token: str) -> Any:
-    """Call credentials for an admitted ticket (kiosks and apps)."""
+    """Call credentials for an admitted ticket (kiosks and apps).
+
+    Answers the participant id, its secret key, the live channel path (WebSocket
+    /call/{participant}/live?k=KEY: messages `state`, `signal`, `ended`; send `signal`,
+    `chat`, `ping`, `leave`) and STUN/TURN servers with time-limited credentials.
+    """
     runtime = _runtime()
     ticket = runtime.reception.by_token(get_db(), token)
     creds = runtime.calls.join_ticket_as_guest(get_db(), ticket)
@@ -170,7 +186,7 @@ def upload(participant: str) -> Any:
     me = _participant(participant)
     file = request.files.get("file")
     if file is None:
-        raise ServiceError("no file", "file")
+        raise ServiceError("no file", "file", code="document.missing")
     document = _runtime().calls.upload(get_db(), me, file.filename, file.stream)
     return jsonify(id=document.public_id, filename=document.filename, size=document.size), 201
 
@@ -185,10 +201,13 @@ def _refuse_foreign_live() -> Any:
 def allow_large_uploads() -> None:
     """Documents may be up to 20 MB; everything else keeps the app's 1 MB limit.
 
-    Registered before CSRF protection, which reads (and so limits) the body first.
+    Registered before CSRF protection, which reads (and so limits) the body first; a body
+    announced as too large is refused here, with the code pages translate.
     """
     if request.endpoint == "calls.upload":
-        request.max_content_length = 21 * 1024 * 1024
+        request.max_content_length = MAX_DOCUMENT + MB  # room for the form around the file
+        if (request.content_length or 0) > request.max_content_length:
+            raise file_too_large()
 
 
 @bp.get("/call/<participant>/documents/<document>")
@@ -217,7 +236,9 @@ def revoke_invite(participant: str, invite_id: int) -> Any:
 def invite(participant: str) -> Any:
     """A time-limited invitation link and QR code for an external participant (staff)."""
     me = _participant(participant)
-    body = request.get_json(silent=True) or request.form
+    body = request.get_json(silent=True) if request.is_json else request.form
+    if not isinstance(body, Mapping):
+        raise ValidationError("body", "must be a JSON object", code="request.not_object")
     invitation, token = _runtime().calls.invite(get_db(), me, body.get("label"))
     link = url_for("calls.invited", token=token, _external=True)
     qr = segno.make(link, error="m").svg_inline(scale=4, title="QR-Code der Einladung")
@@ -281,6 +302,10 @@ def call_state(runtime: HubRuntime, participant_id: str) -> dict[str, Any]:
             state["knocking"] = [
                 {"id": p.public_id, "name": p.display_name} for p in runtime.calls.knocking(call)
             ]
+            state["colleagues"] = [
+                {"username": u.username, "name": u.display_name}
+                for u in runtime.calls.colleagues(db, call)
+            ]
         return state
 
 
@@ -312,6 +337,8 @@ def _handle(
             calls.chat(db, me, message.get("text"))
         elif kind == "admit":
             calls.admit(db, me, message.get("participant"))
+        elif kind == "bring":
+            calls.bring_in(db, me, message.get("user"))
         elif kind == "remove":
             calls.remove(db, me, message.get("participant"))
         elif kind == "move":

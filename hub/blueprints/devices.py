@@ -24,11 +24,14 @@ from flask_babel import gettext as _
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
+from werkzeug.routing import BaseConverter
 
+from hub import schemas
+from hub.apispec import ADMIN_READ, STAFF, args, body, given, operation
 from hub.auth import admin_required, client_address, same_origin
 from hub.blueprints.admin import admin_error
 from hub.db import get_db, session_scope
-from hub.errors import ServiceError, ValidationError
+from hub.errors import ServiceError
 from hub.live import RESYNC
 from hub.models import DEVICE_KINDS, Room, User
 from hub.runtime import DEVICES_TOPIC, HubRuntime
@@ -41,16 +44,6 @@ ACCOUNT_RECHECK = 60.0  # seconds between checks that the streaming admin is sti
 
 def _runtime() -> HubRuntime:
     return current_app.extensions["empfang"]
-
-
-def _body() -> dict[str, Any]:
-    # Only application/json: a cross-site form cannot send it without a CORS preflight.
-    if not request.is_json:
-        raise ValidationError("body", "must be application/json")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("body", "must be a JSON object")
-    return data
 
 
 def _hub_url() -> str:
@@ -71,9 +64,10 @@ def _qr_svg(new: NewCode) -> str:
 
 
 @bp.post("/api/v1/devices/enroll")
+@operation(201, schemas.Enrollment, json=schemas.Enroll, errors=(403, 409, 429))
 def enroll() -> Any:
     """Spend a one-time code: the device receives its id and its own broker login."""
-    data = _body()
+    data = given(body())
     enrollment = _runtime().devices.enroll(
         get_db(), data.get("code"), data.get("kind"), client_address()
     )
@@ -87,47 +81,68 @@ def enroll() -> Any:
 
 @bp.get("/api/v1/devices")
 @admin_required
+@operation(
+    200,
+    schemas.DeviceList,
+    query=schemas.DeviceFilter,
+    errors=(401, 403),
+    security=ADMIN_READ,
+)
 def api_list() -> Any:
     """Every device with its state (admins); ?kind= and ?location= filter."""
     runtime = _runtime()
-    devices = runtime.devices.list_devices(
-        get_db(), request.args.get("kind") or None, request.args.get("location") or None
-    )
+    wanted = given(args())
+    devices = runtime.devices.list_devices(get_db(), wanted.get("kind"), wanted.get("location"))
     now = runtime.clock.now()
     return jsonify(devices=[device_view(d, now) for d in devices])
 
 
 @bp.post("/api/v1/devices")
 @admin_required
+@operation(
+    201,
+    schemas.DeviceWithCode,
+    json=schemas.NewDevice,
+    errors=(401, 403, 409, 422),
+    security=STAFF,
+)
 def api_create() -> Any:
     """Create a device (admins); the answer holds its one-time enrollment code."""
     runtime = _runtime()
-    new = runtime.devices.create(get_db(), _body())
-    body = {**device_view(new.device, runtime.clock.now()), **_code_json(new)}
-    response = jsonify(body)
+    new = runtime.devices.create(get_db(), given(body()))
+    response = jsonify({**device_view(new.device, runtime.clock.now()), **_code_json(new)})
     response.headers["Cache-Control"] = "no-store"
     return response, 201
 
 
-@bp.get("/api/v1/devices/<device_id>")
+@bp.get("/api/v1/devices/<string:device_id>")
 @admin_required
+@operation(200, schemas.DeviceBody, errors=(401, 403, 404), security=ADMIN_READ)
 def api_get(device_id: str) -> Any:
     """One device (admins)."""
     runtime = _runtime()
     return jsonify(device_view(runtime.devices.get(get_db(), device_id), runtime.clock.now()))
 
 
-@bp.patch("/api/v1/devices/<device_id>")
+@bp.patch("/api/v1/devices/<string:device_id>")
 @admin_required
+@operation(
+    200,
+    schemas.DeviceBody,
+    json=schemas.DeviceChange,
+    errors=(401, 403, 404, 409, 422),
+    security=STAFF,
+)
 def api_update(device_id: str) -> Any:
     """Change a device's name, location or rooms (admins); the device follows at once."""
     runtime = _runtime()
-    device = runtime.devices.update(get_db(), device_id, _body())
+    device = runtime.devices.update(get_db(), device_id, given(body()))
     return jsonify(device_view(device, runtime.clock.now()))
 
 
-@bp.delete("/api/v1/devices/<device_id>")
+@bp.delete("/api/v1/devices/<string:device_id>")
 @admin_required
+@operation(200, schemas.DeviceBody, errors=(401, 403, 404), security=STAFF)
 def api_revoke(device_id: str) -> Any:
     """Revoke a device (admins): its broker login is deleted and its session ends."""
     runtime = _runtime()
@@ -137,6 +152,7 @@ def api_revoke(device_id: str) -> Any:
 
 @bp.post("/api/v1/devices/<device_id>/code")
 @admin_required
+@operation(200, schemas.DeviceWithCode, errors=(401, 403, 404, 409), security=STAFF)
 def api_new_code(device_id: str) -> Any:
     """Issue a fresh enrollment code (admins), e.g. for a replaced memory card."""
     runtime = _runtime()
@@ -148,9 +164,10 @@ def api_new_code(device_id: str) -> Any:
 
 @bp.post("/api/v1/devices/<device_id>/cmd")
 @admin_required
+@operation(202, None, json=schemas.DeviceCommand, errors=(401, 403, 404, 409), security=STAFF)
 def api_command(device_id: str) -> Any:
     """Send reload or identify to a device (admins): body {"cmd": …}."""
-    _runtime().devices.command(get_db(), device_id, _body().get("cmd"))
+    _runtime().devices.command(get_db(), device_id, body().cmd)
     return "", 202
 
 
@@ -177,13 +194,33 @@ def _form_error(exc: ServiceError) -> str:
     return admin_error(exc)
 
 
+class DeviceIdConverter(BaseConverter):
+    """A device id in a path: never `enroll`, whose path belongs to enrollment alone.
+
+    Registered as the app's `string` converter, which only the device routes use, so the
+    OpenAPI document still calls it a string (and `Allow` lists only enrollment's POST).
+    """
+
+    regex = r"(?!enroll(?:/|$))[^/]+"
+
+
+def fleet_filters() -> dict[str, str]:
+    """The fleet page's filters from the query, and nothing else of it (no URL building)."""
+    kind = request.args.get("kind", "")
+    location = request.args.get("location", "")
+    filters = {}
+    if kind in DEVICE_KINDS:
+        filters["kind"] = kind
+    if location and len(location) <= 200 and location.isprintable():
+        filters["location"] = location
+    return filters
+
+
 def _fleet(error: str = "", form: dict[str, Any] | None = None, status: int = 200) -> Any:
     runtime = _runtime()
-    kind = request.args.get("kind") or ""
-    location = request.args.get("location") or ""
-    devices = runtime.devices.list_devices(
-        get_db(), kind if kind in DEVICE_KINDS else None, location or None
-    )
+    filters = fleet_filters()
+    kind, location = filters.get("kind", ""), filters.get("location", "")
+    devices = runtime.devices.list_devices(get_db(), kind or None, location or None)
     now = runtime.clock.now()
     return render_template(
         "devices/fleet.html",
@@ -197,6 +234,7 @@ def _fleet(error: str = "", form: dict[str, Any] | None = None, status: int = 20
         error=error,
         form=form or {"kind": "display"},
         device_rooms=device_rooms,
+        filters=filters,
     ), status
 
 
@@ -254,7 +292,7 @@ def set_rooms(device_id: str) -> Any:
         get_db().rollback()
         return _fleet(_form_error(exc), status=exc.status)
     flash(_("Räume von %(id)s gespeichert.", id=device_id))
-    return redirect(url_for("devices.fleet", **request.args))
+    return redirect(url_for("devices.fleet", **fleet_filters()))
 
 
 @bp.post("/admin/devices/<device_id>/revoke")
@@ -263,7 +301,7 @@ def revoke(device_id: str) -> Any:
     """Revoke a device: its broker access ends at once."""
     _runtime().devices.revoke(get_db(), device_id)
     flash(_("Gerät %(id)s gesperrt; es hat keinen Zugang mehr.", id=device_id))
-    return redirect(url_for("devices.fleet", **request.args))
+    return redirect(url_for("devices.fleet", **fleet_filters()))
 
 
 @bp.post("/admin/devices/<device_id>/code")
@@ -281,7 +319,7 @@ def command(device_id: str) -> Any:
     _runtime().devices.command(get_db(), device_id, cmd)
     names = {"reload": _("Neu laden"), "identify": _("Identifizieren")}
     flash(_("Befehl „%(cmd)s“ an %(id)s gesendet.", cmd=names.get(str(cmd), cmd), id=device_id))
-    return redirect(url_for("devices.fleet", **request.args))
+    return redirect(url_for("devices.fleet", **fleet_filters()))
 
 
 @bp.before_request

@@ -11,9 +11,14 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> Any:
-    """200 when database and broker are reachable, 503 otherwise."""
+    """200 when database and broker answer, 503 naming the failing checks otherwise."""
     runtime = current_app.extensions["empfang"]
     checks = runtime.health()
-    ok = all(checks.values())
-    body = {"status": "ok" if ok else "degraded", "version": runtime.version, **checks}
-    return jsonify(body), 200 if ok else 503
+    failing = [name for name, passed in checks.items() if not passed]
+    body = {
+        "status": "degraded" if failing else "ok",
+        "version": runtime.version,
+        "failing": failing,
+        **checks,
+    }
+    return jsonify(body), 503 if failing else 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import (
@@ -26,6 +27,8 @@ from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import schemas
+from hub.apispec import STAFF, STAFF_READ, body, given, operation
 from hub.auth import login_required, same_origin
 from hub.blueprints.calls import remember as remember_call
 from hub.db import get_db, session_scope
@@ -89,13 +92,9 @@ def page() -> Any:
     return render_template("staff/queue.html", **_context(get_db(), g.user))
 
 
-def _act(public_id: str, action: str) -> Ticket:
+def _act(public_id: str, action: str, form: Mapping[str, Any]) -> Ticket:
     service = _runtime().reception
-    db, user, form = (
-        get_db(),
-        g.user,
-        request.form if request.form else (request.get_json(silent=True) or {}),
-    )
+    db, user = get_db(), g.user
     if action == "admit":
         return service.admit(db, public_id, user, form.get("room") or None)
     if action == "forward":
@@ -137,7 +136,7 @@ def act(public_id: str, action: str) -> Any:
     if action not in ACTIONS:
         abort(404)
     try:
-        ticket = _act(public_id, action)
+        ticket = _act(public_id, action, request.form)
         if action == "admit":  # admitting opens the call at once
             runtime = _runtime()
             return remember_call(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
@@ -179,6 +178,7 @@ def queue_error(exc: ServiceError) -> str:
 
 @bp.get("/api/v1/queue")
 @login_required
+@operation(200, schemas.QueueLists, errors=(401,), security=STAFF_READ)
 def api_list() -> Any:
     """Waiting and served tickets of the caller's queues."""
     db, now = get_db(), _runtime().clock.now()
@@ -189,13 +189,19 @@ def api_list() -> Any:
     )
 
 
-@bp.post("/api/v1/queue/<public_id>/<action>")
+@bp.post("/api/v1/queue/<public_id>/<any(admit, forward, return, end, message):action>")
 @login_required
+@operation(
+    200,
+    schemas.QueueTicket,
+    json=schemas.QueueAction,
+    errors=(401, 403, 404, 409, 422),
+    security=STAFF,
+)
 def api_act(public_id: str, action: str) -> Any:
-    """Perform a queue action: admit, forward, return, end, message."""
-    if action not in ACTIONS:
-        abort(404)
-    ticket = _act(public_id, action)
+    """Staff action on a ticket: admit {room}, forward {department | colleague, note},
+    return, end {outcome}, message {text}."""
+    ticket = _act(public_id, action, given(body()))
     return jsonify(ticket_json(ticket, _runtime().clock.now()))
 
 

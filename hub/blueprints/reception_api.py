@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from flask_babel import get_locale
 from flask_sock import Sock
 
+from hub import schemas
+from hub.apispec import body, given, operation
 from hub.auth import client_address
 from hub.blueprints.reception import stream_ticket
 from hub.db import get_db
-from hub.errors import NotFound, ValidationError
+from hub.errors import NotFound
 from hub.runtime import HubRuntime
 from hub.ticket_view import ticket_view
 from hub.validation import slug
@@ -26,6 +28,7 @@ def _runtime() -> HubRuntime:
 
 
 @bp.get("")
+@operation(200, schemas.ReceptionInfo)
 def info() -> Any:
     """Open or closed, waiting count, estimate and the concern categories."""
     runtime = _runtime()
@@ -46,14 +49,14 @@ def info() -> Any:
 
 
 @bp.post("/tickets")
+@operation(201, schemas.NewTicketView, json=schemas.NewTicket, errors=(409, 422, 429))
 def create_ticket() -> Any:
-    """Take a ticket; the answer holds the secret token that every later call needs."""
-    # Only application/json is accepted: a cross-site form cannot send it without CORS.
-    if not request.is_json:
-        raise ValidationError("body", "must be application/json")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("body", "must be a JSON object")
+    """Take a ticket; the answer holds the secret token that every later call needs.
+
+    Needs Content-Type application/json (no CSRF token: a cross-site form cannot send
+    JSON). `device` marks a kiosk as the ticket's source. Rate-limited per address.
+    """
+    data = given(body())
     device = data.get("device")
     source = slug(device, "device") if device is not None else "web"
     runtime = _runtime()
@@ -77,6 +80,7 @@ def _ticket(token: str) -> Any:
 
 
 @bp.get("/tickets/<token>")
+@operation(200, schemas.TicketView, errors=(404,))
 def get_ticket(token: str) -> Any:
     """The ticket's status, position, estimate and messages."""
     ticket = _ticket(token)
@@ -84,6 +88,7 @@ def get_ticket(token: str) -> Any:
 
 
 @bp.delete("/tickets/<token>")
+@operation(200, schemas.TicketView, errors=(404, 409))
 def leave(token: str) -> Any:
     """Leave the queue."""
     ticket = _ticket(token)

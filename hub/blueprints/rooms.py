@@ -26,7 +26,7 @@ from hub.auth import login_required, same_origin
 from hub.db import get_db, session_scope
 from hub.live import RESYNC
 from hub.models import User
-from hub.runtime import ROOMS_TOPIC, HubRuntime
+from hub.runtime import ROOMS_TOPIC, HubRuntime, staff_topic
 from hub.validation import flag
 
 bp = Blueprint("rooms", __name__)
@@ -63,7 +63,27 @@ def board() -> Any:
         statuses={room.slug: runtime.rooms.status_of(room, now) for room in rooms if room.state},
         mine=runtime.rooms.checked_in_rooms(db, g.user),
         zone=runtime.settings.timezone,
+        brought=brought_calls(runtime, db, g.user),
     )
+
+
+def brought_calls(runtime: HubRuntime, db: Any, user: User) -> list[dict[str, str]]:
+    """Conversations a host brought this staff member into, with where to join."""
+    return [
+        {
+            "session": call.public_id,
+            "room": call.room.name if call.room else "",
+            "join": url_for("calls.join_session", session_id=call.public_id),
+        }
+        for call in runtime.calls.brought_in(db, user)
+    ]
+
+
+def _brought_event(runtime: HubRuntime, user_id: int) -> dict[str, Any]:
+    with session_scope(runtime.sessions) as db:
+        user = db.get(User, user_id)
+        calls = brought_calls(runtime, db, user) if user is not None else []
+    return {"type": "brought", "calls": calls}
 
 
 @bp.post("/rooms/<slug>/checkin")
@@ -122,7 +142,7 @@ def live(ws: Any) -> None:
     request_db = g.pop("db", None)
     if request_db is not None:
         request_db.close()  # a long-lived stream must not hold a database connection
-    with runtime.live.subscribe(ROOMS_TOPIC) as sub:
+    with runtime.live.subscribe(ROOMS_TOPIC, staff_topic(user_id)) as sub:
         ws.send(json.dumps({**room_snapshot(runtime), "mine": _mine(runtime, user_id)}))
         last_check = time.monotonic()
         while ws.connected:
@@ -136,6 +156,8 @@ def live(ws: Any) -> None:
                 continue
             if event is RESYNC:
                 payload = {**room_snapshot(runtime), "mine": _mine(runtime, user_id)}
+            elif event["type"] == "brought":
+                payload = _brought_event(runtime, user_id)
             elif event["type"] == "room":
                 # Whether this staff member is in the room is theirs alone, never on MQTT.
                 payload = {**event, "mine": _mine(runtime, user_id)}

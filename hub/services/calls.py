@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import hmac
+import itertools
+import logging
 import secrets
 import shutil
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import validation
+from hub import imageinfo, validation
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from hub.models import (
+    CallColleague,
     CallSession,
     ChatMessage,
     Document,
@@ -30,23 +36,55 @@ from hub.models import (
     Ticket,
     User,
 )
+from protocol.text import BAD_CHARS
 
+log = logging.getLogger(__name__)
 MAX_PARTICIPANTS = 4  # a peer-to-peer mesh stays usable up to four people
+CLOSED = "this conversation is closed: only the people in it and colleagues they bring in"
 MAX_CHAT = 1000
-MAX_DOCUMENT = 20 * 1024 * 1024
+MB = 1024 * 1024
+MAX_DOCUMENT = 20 * MB  # one file; what a call and the disk may hold is in DocumentLimits
+CHUNK = 64 * 1024  # uploads are read and written in pieces of this size
+# A JPEG's frame header may come after big metadata segments (EXIF, ICC, XMP); past this
+# many bytes without one, the picture is refused rather than held in memory any longer.
+IMAGE_HEADER_LIMIT = 1 * MB
 HEARTBEAT_TIMEOUT = timedelta(seconds=15)
 INVITE_LIFETIME = timedelta(hours=4)
 MAGIC = (
     (b"%PDF-", "application/pdf", ".pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (imageinfo.PNG_SIGNATURE, "image/png", ".png"),
+    (imageinfo.JPEG_SIGNATURE, "image/jpeg", ".jpg"),
 )
+NOT_AN_IMAGE = "this is not a valid PNG or JPEG image"
 
 
 class TooLarge(ServiceError):
     """An upload over the size limit."""
 
     status = 413
+
+
+def file_too_large() -> TooLarge:
+    """The refusal of a file over MAX_DOCUMENT."""
+    return TooLarge(
+        f"files may be at most {MAX_DOCUMENT // MB} MB", "file", code="document.too_large"
+    )
+
+
+class NoRoom(ServiceError):
+    """The hub's disk is too full to take documents."""
+
+    status = 507
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """How many documents and bytes one call may hold, what the disk keeps free, picture size."""
+
+    per_call: int
+    bytes_per_call: int
+    min_free: int  # bytes left free on the documents' disk
+    max_pixels: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +134,15 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+def display_name(filename: object, ext: str) -> str:
+    """The uploader's file name made harmless: no folders, no control or format characters,
+    at most 100 characters, and the extension that the content earned."""
+    base = (filename if isinstance(filename, str) else "").replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(c for c in BAD_CHARS.sub("", base) if unicodedata.category(c) != "Cf")
+    stem = clean.rsplit(".", 1)[0].strip(" .")[:100].strip(" .")
+    return (stem or "dokument") + ext
+
+
 class CallService:
     """Owns call state; every change is committed, then announced to all hub processes."""
 
@@ -106,10 +153,15 @@ class CallService:
         notify: Callable[[str], None],
         sync_room: Callable[[Session, str], object],
         set_dnd: Callable[[Session, str, bool], object],
+        notify_user: Callable[[int], None] = lambda _user_id: None,
+        *,
+        limits: DocumentLimits,
     ) -> None:
         self.clock = clock
         self.documents_dir = documents_dir
+        self.limits = limits
         self._notify = notify
+        self._notify_user = notify_user
         self._sync_room = sync_room
         self._set_dnd = set_dnd
 
@@ -204,9 +256,9 @@ class CallService:
         """The staff member serving `ticket` joins its call."""
         if ticket.status != "serving" or ticket.room is None:
             raise Conflict("this citizen is not admitted", "ticket")
-        if ticket.served_by_id != user.id and not user.is_admin:
-            raise Forbidden("another staff member serves this citizen", "ticket")
         session = self.ticket_session(db, ticket)
+        if not self.may_enter(db, session, user):
+            raise Forbidden("another staff member serves this citizen", "ticket")
         return self._add(db, session, "host", user.display_name, user=user)
 
     def join_ticket_as_guest(self, db: Session, ticket: Ticket) -> Credentials:
@@ -237,12 +289,17 @@ class CallService:
         if not room.enabled:
             raise Conflict("the room is closed", "room")
         session = self.room_session(db, room)
-        if session is not None and session.private:
-            in_it = user is not None and any(
-                p.user_id == user.id and not p.left_at for p in session.participants
+        if session is None:
+            reserved = db.scalar(
+                select(Ticket).where(Ticket.status == "serving", Ticket.room_id == room.id)
             )
-            if not in_it:
-                raise Forbidden("this is a private conversation; nobody else can enter", "room")
+            if reserved is not None:  # a citizen was admitted here; their call opens soon
+                if user is None or reserved.served_by_id != user.id:
+                    raise Forbidden(CLOSED, "room", code="call.closed")
+                session = self.ticket_session(db, reserved)
+        closed = session is not None and self.closed(session)
+        if closed and (user is None or not self.may_enter(db, session, user)):
+            raise Forbidden(CLOSED, "room", code="call.closed")
         if user is not None:
             session = session or self._new_session(db, room, None)
             return self._add(db, session, "host", user.display_name, user=user)
@@ -262,6 +319,83 @@ class CallService:
         invite = self.invite_by_token(db, token)
         clean = validation.text(name, "name", max_len=80)
         return self._add(db, invite.session, "external", clean)
+
+    # ---- who may enter --------------------------------------------------------------
+    @staticmethod
+    def closed(session: CallSession) -> bool:
+        """A consultation from the reception, or a private room: no walking in."""
+        return session.private or session.ticket_id is not None
+
+    def may_enter(self, db: Session, session: CallSession, user: User) -> bool:
+        """Whether a staff member is seated in a closed conversation or was brought in."""
+        if any(p.user_id == user.id and not p.left_at for p in session.participants):
+            return True
+        if session.ticket is not None and session.ticket.served_by_id == user.id:
+            return True
+        return (
+            db.scalar(
+                select(CallColleague.id).where(
+                    CallColleague.session_id == session.id, CallColleague.user_id == user.id
+                )
+            )
+            is not None
+        )
+
+    def bring_in(self, db: Session, actor: Participant, username: object) -> User:
+        """A host lets a colleague (another staff member of the hub) enter this call."""
+        self._host(actor)
+        found = (
+            db.scalar(select(User).where(User.username == username))
+            if isinstance(username, str)
+            else None
+        )
+        if found is None or found.disabled:
+            raise NotFound("no such staff member", "user", code="call.colleague.unknown")
+        session = actor.session
+        if self.may_enter(db, session, found):
+            raise Conflict(
+                "this colleague may already enter", "user", code="call.colleague.already"
+            )
+        self._seat(db, session, found.id)
+        db.commit()
+        self._changed(db, session)
+        self._notify_user(found.id)
+        return found
+
+    def _seat(self, db: Session, session: CallSession, user_id: int) -> None:
+        exists = db.scalar(
+            select(CallColleague.id).where(
+                CallColleague.session_id == session.id, CallColleague.user_id == user_id
+            )
+        )
+        if exists is None:
+            db.add(CallColleague(session_id=session.id, user_id=user_id, added_at=self.clock.now()))
+
+    def brought_in(self, db: Session, user: User) -> list[CallSession]:
+        """Open conversations a host brought this staff member into, not yet entered."""
+        sessions = db.scalars(
+            select(CallSession)
+            .join(CallColleague, CallColleague.session_id == CallSession.id)
+            .where(CallColleague.user_id == user.id, CallSession.ended_at.is_(None))
+            .order_by(CallColleague.added_at)
+        )
+        return [
+            s
+            for s in sessions
+            if not any(p.user_id == user.id and not p.left_at for p in s.participants)
+        ]
+
+    def colleagues(self, db: Session, session: CallSession) -> list[User]:
+        """Staff members a host could bring into this call (not yet allowed in)."""
+        users = db.scalars(select(User).where(User.disabled.is_(False)).order_by(User.display_name))
+        return [u for u in users if not self.may_enter(db, session, u)]
+
+    def join_session(self, db: Session, public_id: str, user: User) -> Credentials:
+        """A staff member enters a conversation they were brought into (or sit in)."""
+        session = self.session(db, public_id)
+        if self.closed(session) and not self.may_enter(db, session, user):
+            raise Forbidden(CLOSED, "session", code="call.closed")
+        return self._add(db, session, "host", user.display_name, user=user)
 
     # ---- presence -------------------------------------------------------------
     def connected(self, db: Session, participant: Participant) -> str:
@@ -343,6 +477,14 @@ class CallService:
         target = self._other(db, actor, public_id)
         if target.id == actor.id:
             raise ValidationError("participant", "use leave to leave")
+        if target.user_id is not None:  # sent out means out: no way back in by address
+            for row in db.scalars(
+                select(CallColleague).where(
+                    CallColleague.session_id == actor.session_id,
+                    CallColleague.user_id == target.user_id,
+                )
+            ):
+                db.delete(row)
         self.leave(db, target)
 
     def move_private(self, db: Session, actor: Participant, room_slug: object) -> CallSession:
@@ -364,6 +506,9 @@ class CallService:
                 raise Conflict("the room is in use", "room")
         old = session.room.slug if session.room else None
         session.room_id, session.private = room.id, True
+        for p in session.participants:  # who sat in it when it closed may come back
+            if p.user_id is not None and not p.left_at:
+                self._seat(db, session, p.user_id)
         if session.ticket is not None:
             session.ticket.room_id = room.id
         db.commit()
@@ -436,49 +581,123 @@ class CallService:
         return message
 
     def upload(self, db: Session, actor: Participant, filename: object, stream: Any) -> Document:
-        """Store a PDF, PNG or JPEG (checked by content) for this session's participants."""
+        """Store a PDF, PNG or JPEG (checked by content) within the call's and the disk's room."""
         if not actor.admitted:
             raise Forbidden("you are not in the call yet", "participant")
-        name = validation.text(filename or "dokument", "filename", max_len=200)
+        room = self._room_left(db, actor.session_id)
+        self.documents_dir.mkdir(parents=True, exist_ok=True)
+        self._check_disk(self.documents_dir)
         head = stream.read(16)
         kind = sniff(head)
         if kind is None:
-            raise ValidationError("file", "only PDF, PNG and JPEG files can be shared")
+            raise ValidationError(
+                "file", "only PDF, PNG and JPEG files can be shared", code="document.type"
+            )
         mime, ext = kind
+        if mime != "application/pdf":
+            head = self._picture_head(head, stream)
         public_id = f"d-{secrets.token_hex(8)}"
         folder = self.documents_dir / actor.session.public_id
-        folder.mkdir(parents=True, exist_ok=True)
+        created = not folder.is_dir()
+        folder.mkdir(exist_ok=True)
         path = folder / public_id  # never the uploader's name: no path tricks on disk
-        size = len(head)
+        size = 0
         try:
-            with path.open("wb") as out:
-                out.write(head)
-                while chunk := stream.read(64 * 1024):
+            with path.open("xb") as out:
+                for chunk in itertools.chain([head], iter(lambda: stream.read(CHUNK), b"")):
                     size += len(chunk)
-                    if size > MAX_DOCUMENT:
-                        raise TooLarge("files may be at most 20 MB", "file")
+                    self._check_size(size, room)
+                    self._check_disk(folder)
                     out.write(chunk)
-        except ServiceError:
+            # Another upload to this call may have finished in the meantime.
+            self._check_size(size, self._room_left(db, actor.session_id))
+            document = Document(
+                public_id=public_id,
+                session_id=actor.session_id,
+                filename=display_name(filename, ext),
+                mime=mime,
+                size=size,
+                uploaded_by=actor.display_name,
+                at=self.clock.now(),
+            )
+            db.add(document)
+            db.commit()
+        except Exception as exc:
             path.unlink(missing_ok=True)
+            if created:  # the call's first document: leave no empty folder behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise self._disk_full() from exc
             raise
-        safe = "".join(c for c in Path(name.replace("\\", "/")).name if c.isprintable())
-        stem = (safe.rsplit(".", 1)[0] or "dokument")[:100]
-        document = Document(
-            public_id=public_id,
-            session_id=actor.session_id,
-            filename=stem + ext,
-            mime=mime,
-            size=size,
-            uploaded_by=actor.display_name,
-            at=self.clock.now(),
-        )
-        db.add(document)
-        db.commit()
         self._changed(db, actor.session)
         return document
 
+    def _room_left(self, db: Session, session_id: int) -> int:
+        """Bytes this call may still take; refused when it is full by count or by size."""
+        count, used = db.execute(
+            select(func.count(Document.id), func.coalesce(func.sum(Document.size), 0)).where(
+                Document.session_id == session_id
+            )
+        ).one()
+        if count >= self.limits.per_call:
+            raise Conflict(
+                f"a call may hold at most {self.limits.per_call} documents",
+                "file",
+                code="document.quota.count",
+            )
+        if used >= self.limits.bytes_per_call:
+            raise self._quota_full()
+        return self.limits.bytes_per_call - used
+
+    def _check_size(self, size: int, room: int) -> None:
+        if size > MAX_DOCUMENT:
+            raise file_too_large()
+        if size > room:
+            raise self._quota_full()
+
+    def _quota_full(self) -> TooLarge:
+        return TooLarge(
+            f"the documents of a call may come to at most {self.limits.bytes_per_call / MB:g} MB",
+            "file",
+            code="document.quota.size",
+        )
+
+    def _check_disk(self, folder: Path) -> None:
+        if shutil.disk_usage(folder).free < self.limits.min_free:
+            raise self._disk_full()
+
+    def _disk_full(self) -> NoRoom:
+        log.warning("a document was refused: the disk of %s is nearly full", self.documents_dir)
+        return NoRoom(
+            "the hub's disk is nearly full; no documents can be shared now",
+            "file",
+            code="document.disk_full",
+        )
+
+    def _picture_head(self, head: bytes, stream: Any) -> bytes:
+        """Read on until the header gives the picture's size; refuse broken ones and bombs."""
+        try:
+            while (found := imageinfo.size(head)) is None:
+                chunk = stream.read(CHUNK)
+                if not chunk or len(head) > IMAGE_HEADER_LIMIT:
+                    raise imageinfo.NotAnImage("the header ends before the picture's size")
+                head += chunk
+        except imageinfo.NotAnImage:
+            raise ValidationError("file", NOT_AN_IMAGE, code="document.image_invalid") from None
+        if found.pixels > self.limits.max_pixels:
+            raise ValidationError(
+                "file",
+                f"pictures may have at most {self.limits.max_pixels / 1e6:g} megapixels"
+                f" (this one has {found.width} x {found.height})",
+                code="document.image_too_large",
+            )
+        return head
+
     def document(self, db: Session, actor: Participant, public_id: str) -> tuple[Document, Path]:
-        """A document of the actor's own session and its file."""
+        """A document of the actor's own session and its file (seated participants only)."""
+        if not actor.admitted:
+            raise Forbidden("you are not in the call yet", "participant")
         found = db.scalar(
             select(Document).where(
                 Document.public_id == public_id, Document.session_id == actor.session_id
@@ -498,7 +717,7 @@ class CallService:
         for p in session.participants:
             if not p.left_at:
                 p.left_at, p.connected = now, False
-        for model in (ChatMessage, Document, Invite):
+        for model in (ChatMessage, Document, Invite, CallColleague):
             for row in db.scalars(select(model).where(model.session_id == session.id)):
                 db.delete(row)
         db.commit()

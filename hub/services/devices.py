@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from hub import validation
 from hub.broker_admin import BrokerAdmin, BrokerAdminError, DeviceAccess, device_username
 from hub.clock import Clock
-from hub.errors import Conflict, NotFound, ServiceError, ValidationError
+from hub.errors import Conflict, NotFound, RuleBroken, ServiceError, ValidationError
 from hub.models import DEVICE_KINDS, Device, RateEvent, Room
 from protocol.broker import BrokerAddress
 from protocol.payloads import DeviceCommand, DeviceConfig, DeviceState, format_time
@@ -147,6 +147,7 @@ class Enrollment:
     broker: BrokerAddress
     username: str
     password: str
+    client_id: str  # the only one the broker accepts with this login
     ca_cert: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,12 +165,14 @@ class Enrollment:
                 "tls": self.broker.tls,
                 "username": self.username,
                 "password": self.password,
+                "client_id": self.client_id,
             },
             "ca_cert": self.ca_cert,
             # The flat form that firmware/provision.py reads for a status light.
             "device_id": self.device.public_id,
             "username": self.username,
             "password": self.password,
+            "client_id": self.client_id,
             "rooms": device_rooms(self.device),
         }
 
@@ -241,12 +244,12 @@ class DeviceService:
         found = {r.slug: r for r in db.scalars(select(Room).where(Room.slug.in_(rooms)))}
         for slug in rooms:
             if slug not in found:
-                raise ValidationError("rooms", f"no room {slug!r}")
+                raise RuleBroken("rooms", f"no room {slug!r}")
         if kind == "kiosk":
             if len(rooms) > 1:
-                raise ValidationError("rooms", "a kiosk serves exactly one reception")
+                raise RuleBroken("rooms", "a kiosk serves exactly one reception")
             if found[rooms[0]].kind != "reception":
-                raise ValidationError("rooms", f"{rooms[0]!r} is not a reception room")
+                raise RuleBroken("rooms", f"{rooms[0]!r} is not a reception room")
         return rooms
 
     def create(self, db: Session, data: Mapping[str, Any]) -> NewCode:
@@ -442,7 +445,15 @@ class DeviceService:
         db.commit()
         self._publish_config(device)
         log.info("device %s enrolled from %s", device.public_id, address)
-        return Enrollment(device, self.site, self.device_broker, access.username, password, ca_cert)
+        return Enrollment(
+            device,
+            self.site,
+            self.device_broker,
+            access.username,
+            password,
+            access.client_id,
+            ca_cert,
+        )
 
     def _by_code(self, db: Session, code: object) -> Device | None:
         normalized = normalize_code(code)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub import validation
 from hub.clock import Clock
-from hub.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
+from hub.errors import Conflict, Forbidden, NotFound, RuleBroken, ServiceError, ValidationError
 from hub.models import (
     OUTCOMES,
     CallSession,
@@ -311,7 +311,7 @@ class ReceptionService:
             .where(Category.slug == slug, Category.active.is_(True))
         )
         if cat is None:
-            raise ValidationError("category", f"no category {slug!r}")
+            raise RuleBroken("category", f"no category {slug!r}")
         room = self.reception_room(db)
         now = self.clock.now()
         if room is None or not (
@@ -416,13 +416,13 @@ class ReceptionService:
         if slug:
             room = db.scalar(select(Room).where(Room.slug == slug))
             if room is None:
-                raise ValidationError("room", f"no room {slug!r}")
+                raise RuleBroken("room", f"no room {slug!r}")
         else:
             room = self._default_room(db, user, ticket)
             if room is None:
-                raise ValidationError("room", "no free room: check in to a room first")
+                raise RuleBroken("room", "no free room: check in to a room first")
         if room.kind == "reception":
-            raise ValidationError("room", "choose a consultation or meeting room")
+            raise RuleBroken("room", "choose a consultation or meeting room")
         if not room.enabled or not Schedule.from_json(room.schedule_json).is_open(
             self.clock.now(), self.zone
         ):
@@ -482,7 +482,7 @@ class ReceptionService:
         self._own(ticket, user)
         clean_note = validation.multiline(note, "note", max_len=MAX_NOTE, required=False)
         if bool(department) == bool(colleague):
-            raise ValidationError("target", "choose either a department or a colleague")
+            raise RuleBroken("target", "choose either a department or a colleague")
         path = json.loads(ticket.path)
         now = self.clock.now()
         room_slug = ticket.room.slug if ticket.room else None
@@ -490,14 +490,14 @@ class ReceptionService:
             slug = validation.slug(department, "department")
             dept = db.scalar(select(Department).where(Department.slug == slug))
             if dept is None:
-                raise ValidationError("department", f"no department {slug!r}")
+                raise RuleBroken("department", f"no department {slug!r}")
             ticket.department_id, ticket.assigned_user_id = dept.id, None
             path.append({"to": f"department:{dept.slug}", "at": _iso(now)})
         else:
             name = validation.slug(colleague, "colleague")
             other = db.scalar(select(User).where(User.username == name, User.disabled.is_(False)))
             if other is None:
-                raise ValidationError("colleague", f"no colleague {name!r}")
+                raise RuleBroken("colleague", f"no colleague {name!r}")
             ticket.assigned_user_id = other.id
             path.append({"to": f"user:{other.username}", "at": _iso(now)})
         ticket.path = json.dumps(path)

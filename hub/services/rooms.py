@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub import validation
 from hub.clock import Clock
-from hub.errors import Conflict, NotFound, ValidationError
+from hub.errors import Conflict, NotFound, RuleBroken
 from hub.models import (
     ROOM_KINDS,
     ROOM_POLICIES,
@@ -28,6 +29,8 @@ from hub.models import (
 )
 from hub.schedule import Schedule
 from protocol.payloads import RoomState, RoomStatus
+
+log = logging.getLogger(__name__)
 
 MAX_NAME = 200
 
@@ -229,7 +232,13 @@ class RoomService:
     def refresh_all(self, db: Session) -> list[RoomStatus]:
         """Sync every room (opening-hours boundaries, missed updates); returns what changed."""
         slugs = list(db.scalars(select(Room.slug)))
-        changed = [self.sync(db, slug) for slug in slugs]
+        changed = []
+        for slug in slugs:
+            try:
+                changed.append(self.sync(db, slug))
+            except Exception:  # one broken room must never silence the others
+                log.exception("could not sync room %s", slug)
+                db.rollback()
         return [s for s in changed if s is not None]
 
     def republish_all(self, db: Session) -> int:
@@ -239,9 +248,14 @@ class RoomService:
             db.rollback()
             now = self.clock.now()
             for room in db.scalars(select(Room)):
-                if room.state:
+                if not room.state:
+                    continue
+                try:
                     self.publisher.publish_status(self.status_of(room, now))
-                    count += 1
+                except Exception:  # one broken room must never silence the others
+                    log.exception("could not republish room %s", room.slug)
+                    continue
+                count += 1
             db.rollback()
         return count
 
@@ -304,7 +318,7 @@ class RoomService:
             return None
         dept = db.scalar(select(Department).where(Department.slug == slug))
         if dept is None:
-            raise ValidationError("department", f"no department {slug!r}")
+            raise RuleBroken("department", f"no department {slug!r}")
         return dept
 
     def create(self, db: Session, slug: str, data: RoomInput) -> RoomStatus:

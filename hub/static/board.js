@@ -93,6 +93,30 @@ function knock(event) {
   }, 30000));
 }
 
+const brought = document.getElementById("brought");
+const broughtTemplate = document.getElementById("brought-template");
+
+function showBrought(calls) {
+  const list = document.getElementById("brought-list");
+  const known = new Set([...list.querySelectorAll("form")].map((f) => f.dataset.session));
+  list.replaceChildren();
+  for (const call of calls) {
+    const item = broughtTemplate.content.firstElementChild.cloneNode(true);
+    const form = item.querySelector("form");
+    form.action = call.join;
+    form.dataset.session = call.session;
+    for (const el of item.querySelectorAll('[data-role="room"], [data-role="room-hidden"]')) {
+      el.textContent = call.room;
+    }
+    list.append(item);
+    if (!known.has(call.session)) {
+      document.getElementById("announce").textContent = texts.brought.replace("{name}", () => call.room);
+      knockSound.play();
+    }
+  }
+  brought.hidden = calls.length === 0;
+}
+
 openLive({
   path: "/rooms/live",
   indicator: live,
@@ -103,6 +127,7 @@ openLive({
     else if (event.type === "room") apply(event.status);
     else if (event.type === "removed") remove(event.room);
     else if (event.type === "knock") knock(event);
+    else if (event.type === "brought") showBrought(event.calls);
     if (event.mine) applyMine(event.mine);
   },
 });

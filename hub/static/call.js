@@ -212,6 +212,17 @@ function applyState(state) {
         button(T.decline, () => send({ type: "remove", participant: k.id })));
       return row;
     }));
+    const select = $("bring-user");
+    const chosen = select.value;
+    // The hub confirms a colleague by no longer offering them.
+    if (pendingBring && !(state.colleagues || []).some((c) => c.username === pendingBring.username)) {
+      $("bring-result").textContent = T.brought.replace("{name}", () => pendingBring.name);
+      pendingBring = null;
+    }
+    const placeholder = new Option(T.choose_person, "", true, !chosen);
+    placeholder.disabled = true;
+    select.replaceChildren(placeholder, ...(state.colleagues || []).map(
+      (c) => new Option(c.name, c.username, false, c.username === chosen)));
     if (state.room) {
       const dnd = $("dnd");
       dnd.setAttribute("aria-pressed", String(state.room.dnd));
@@ -219,6 +230,18 @@ function applyState(state) {
     }
   }
   summarize();
+}
+
+let pendingBring = null;
+
+function showError(event) {
+  pendingBring = null;
+  const box = $("call-error");
+  const reason = (T.errors && T.errors[event.code]) || event.error;
+  box.textContent = T.refused.replace("{reason}", () => reason);
+  box.hidden = false;
+  clearTimeout(Number(box.dataset.timer || 0));
+  box.dataset.timer = String(setTimeout(() => { box.hidden = true; }, 10000));
 }
 
 function finish(text) {
@@ -239,7 +262,7 @@ async function handle(event) {
   else if (event.type === "signal") await onSignal(event.from, event.kind, event.data);
   else if (event.type === "ended") finish(T.ended);
   else if (event.type === "removed") finish(T.removed);
-  else if (event.type === "error") console.warn("hub refused:", event.error);
+  else if (event.type === "error") showError(event);
 }
 
 function connect(attempt = 0) {
@@ -317,17 +340,38 @@ async function token() {
   return csrf;
 }
 
+// A refused upload in the page's language: the sentence for the hub's code, else a general one.
+function uploadRefusal(status, result) {
+  const code = result.code || (status === 413 ? "document.too_large" : "");
+  return T.errors[code] || T.upload_failed;
+}
+
 $("upload-form").addEventListener("submit", async (e) => {
   e.preventDefault();
+  const out = $("upload-result");
   const file = $("upload-file").files[0];
-  if (!file) return;
+  if (!file) {
+    out.textContent = T.errors["document.missing"];
+    return;
+  }
   const body = new FormData();
   body.append("file", file);
-  const response = await fetch(cfg.documents, {
-    method: "POST", body, headers: { "X-CSRFToken": await token(), "X-Participant-Key": cfg.key },
-  });
-  const result = await response.json();
-  $("upload-result").textContent = response.ok ? T.uploaded : result.error;
+  const submit = e.currentTarget.querySelector("button");
+  submit.disabled = true;
+  out.textContent = T.uploading;
+  try {
+    const response = await fetch(cfg.documents, {
+      method: "POST",
+      body,
+      headers: { Accept: "application/json", "X-CSRFToken": await token(), "X-Participant-Key": cfg.key },
+    });
+    const result = await response.json().catch(() => ({}));
+    out.textContent = response.ok ? T.uploaded : uploadRefusal(response.status, result);
+  } catch {
+    out.textContent = T.upload_failed; // the network failed, not the hub
+  } finally {
+    submit.disabled = false;
+  }
 });
 
 if (cfg.role === "host") {
@@ -336,6 +380,15 @@ if (cfg.role === "host") {
     if (!$("move-room").value) return;
     send({ type: "move", room: $("move-room").value });
     $("move-room").value = "";
+  });
+  $("bring-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const select = $("bring-user");
+    if (!select.value) return;
+    const name = select.selectedOptions[0].textContent;
+    pendingBring = { username: select.value, name };
+    send({ type: "bring", user: select.value });
+    select.value = "";
   });
   $("dnd").addEventListener("click", (e) => {
     send({ type: "dnd", on: e.currentTarget.getAttribute("aria-pressed") !== "true" });

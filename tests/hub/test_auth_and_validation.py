@@ -55,7 +55,7 @@ def test_login_is_rate_limited(app: Flask, staff: Account) -> None:
 def test_login_form_requires_csrf(app: Flask, staff: Account) -> None:
     client = app.test_client()
     response = client.post("/staff/login", data={"username": "erika", "password": PASSWORD})
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert "csrf" in response.get_data(as_text=True).lower()
 
 
@@ -117,7 +117,7 @@ def test_admin_routes_need_an_admin(
     response = getattr(staff, method)(path, json=body, headers={"X-CSRFToken": token})
     assert response.status_code == 403
     anonymous = getattr(app.test_client(), method)(path, json=body)
-    assert anonymous.status_code in (400, 401)  # no CSRF token, or no login
+    assert anonymous.status_code in (401, 403)  # no login, or no CSRF token
     assert admin.get("/api/v1/rooms").get_json() == before
 
 
@@ -155,7 +155,7 @@ def test_api_state_change_without_csrf_token_is_refused(
     create_room(admin, token, "raum")
     client, _ = staff_client
     response = client.post("/api/v1/rooms/raum/checkin")
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert response.get_json()["field"] == "csrf_token"
     assert admin.get("/api/v1/rooms/raum").get_json()["status"]["occupants"] == 0
 
@@ -174,11 +174,11 @@ LONG = "x" * 201
         ({"slug": "ok", "name": 5}, 400, "name"),
         ({"slug": "ok", "name": "A", "kind": "kitchen"}, 400, "kind"),
         ({"slug": "ok", "name": "A", "policy": "maybe"}, 400, "policy"),
-        ({"slug": "ok", "name": "A", "department": "nope"}, 400, "department"),
+        ({"slug": "ok", "name": "A", "department": "nope"}, 422, "department"),
         ({"slug": "ok", "name": "A", "enabled": "perhaps"}, 400, "enabled"),
         (
             {"slug": "ok", "name": "A", "opening_hours": {"weekly": {"mon": ["18:00-08:00"]}}},
-            400,
+            422,
             "opening_hours.weekly.mon",
         ),
         (
@@ -244,7 +244,7 @@ def test_admin_form_rejects_impossible_schedule_and_keeps_room(
             "csrf_token": token,
         },
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Der Zeitraum „16:00-09:00“ endet, bevor er beginnt." in response.get_data(as_text=True)
     assert client.get("/api/v1/rooms/raum").get_json()["name"] == "Raum A"
 

@@ -1,8 +1,12 @@
 """Per-device broker logins on a Mosquitto set up as in production (dynamic-security plugin,
-no anonymous access): what an enrolled display may read and write, and revocation."""
+no anonymous access): what an enrolled display may read and write, that each login works
+only with its own client id (no session takeover), and revocation."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,16 +15,22 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from display.mqtt_client import DisplayLink
 from hub.config import Settings
 from hub.db import upgrade
 from hub.runtime import HubRuntime
+from kiosk.health import Health
 from protocol import topics
-from protocol.payloads import DeviceConfig, RoomStatus
+from protocol.broker import BrokerAddress
+from protocol.clientid import device_client_id
+from protocol.enrollment import broker_url
+from protocol.payloads import DeviceConfig, DeviceState, RoomStatus
 from tests.conftest import create_room, make_settings
 from tests.support.dynsec import DynsecMosquitto, Session, connect
 
 SITE = "default"
 SPY, SPY_PASSWORD = "spy", "spy-secret"
+PROVISION = Path(__file__).resolve().parents[2] / "firmware" / "provision.py"
 
 
 @pytest.fixture
@@ -43,17 +53,27 @@ def settings(tmp_path: Path, dynsec: DynsecMosquitto) -> Settings:
     return result
 
 
-def enroll(client: FlaskClient, token: str, rooms: list[str], name: str = "Tür") -> dict[str, Any]:
-    """Create a display through the admin API and enroll it through the device endpoint."""
+def enroll(
+    client: FlaskClient, token: str, rooms: list[str], name: str = "Tür", kind: str = "display"
+) -> dict[str, Any]:
+    """Create a device through the admin API and enroll it through the device endpoint."""
     created = client.post(
         "/api/v1/devices",
-        json={"kind": "display", "name": name, "location": "Haus A", "rooms": rooms},
+        json={"kind": kind, "name": name, "location": "Haus A", "rooms": rooms},
         headers={"X-CSRFToken": token},
     )
     assert created.status_code == 201, created.get_json()
-    answer = client.post("/api/v1/devices/enroll", json={"code": created.get_json()["code"]})
+    answer = client.post(
+        "/api/v1/devices/enroll", json={"code": created.get_json()["code"], "kind": kind}
+    )
     assert answer.status_code == 200, answer.get_json()
     return answer.get_json()
+
+
+def login(port: int, answer: dict[str, Any]) -> Session:
+    """Connect as the enrolled device: its own login and the client id bound to it."""
+    broker = answer["broker"]
+    return connect(port, broker["username"], broker["password"], client_id=broker["client_id"])
 
 
 def spy(runtime: HubRuntime, port: int) -> Session:
@@ -91,7 +111,7 @@ def test_a_display_reads_its_site_and_writes_only_its_own_topics(
     assert mine["broker"]["port"] == dynsec.port and mine["ca_cert"] == ""
 
     watcher = spy(runtime, dynsec.port)
-    device = connect(dynsec.port, mine["broker"]["username"], mine["broker"]["password"])
+    device = login(dynsec.port, mine)
     try:
         assert device.connacks == ["Success"]
         # Another site's retained topics exist on the same broker.
@@ -160,7 +180,7 @@ def test_revoking_ends_the_session_and_the_login_at_once(
     client, token = admin_client
     create_room(client, token, "raum-1")
     mine = enroll(client, token, ["raum-1"])
-    device = connect(dynsec.port, mine["broker"]["username"], mine["broker"]["password"])
+    device = login(dynsec.port, mine)
     try:
         assert device.connacks == ["Success"]
         revoked_at = time.monotonic()
@@ -190,7 +210,7 @@ def test_changing_rooms_moves_the_knock_permission(
     create_room(client, token, "raum-2")
     mine = enroll(client, token, ["raum-1"])
     watcher = spy(runtime, dynsec.port)
-    device = connect(dynsec.port, mine["broker"]["username"], mine["broker"]["password"])
+    device = login(dynsec.port, mine)
     try:
         watcher.subscribe(topics.room_knock_filter(SITE))
         changed = client.patch(
@@ -207,3 +227,146 @@ def test_changing_rooms_moves_the_knock_permission(
     finally:
         device.close()
         watcher.close()
+
+
+def display_link(answer: dict[str, Any], connections: list[bool]) -> DisplayLink:
+    """The display's own broker link, configured as enrollment left it."""
+    broker = BrokerAddress.parse(broker_url(answer["broker"]))
+    return DisplayLink(
+        broker, answer["site"], answer["device"], [], lambda *_args: None, connections.append
+    )
+
+
+def states_of(session: Session, device: str) -> list[str]:
+    """The states `session` saw on the device's state topic, in order."""
+    topic = topics.device_state(SITE, device)
+    with session.cond:
+        return [DeviceState.parse(p).state for t, p in session.messages if t == topic]
+
+
+def test_a_display_cannot_take_over_another_displays_session(
+    runtime: HubRuntime, admin_client: tuple[FlaskClient, str], dynsec: DynsecMosquitto
+) -> None:
+    client, token = admin_client
+    create_room(client, token, "raum-1")
+    victim = enroll(client, token, ["raum-1"], "Tür 1")
+    intruder = enroll(client, token, ["raum-1"], "Tür 2")
+    victim_id = device_client_id(SITE, victim["device"])
+    # The hub tells the device the id it bound (the flat copy is for provision.py).
+    assert victim["broker"]["client_id"] == victim["client_id"] == victim_id
+    assert intruder["broker"]["client_id"] != victim_id
+
+    watcher = spy(runtime, dynsec.port)
+    watcher.subscribe(topics.device_state_filter(SITE))
+    connections: list[bool] = []
+    display = display_link(victim, connections)
+    attempts: list[Session] = []
+    try:
+        display.start()
+        assert display.wait_connected(10)
+        watcher.wait(lambda: states_of(watcher, victim["device"]) == ["online"], what="online")
+
+        # Another display's login with the victim's client id, and the victim's own login
+        # with any other client id: both refused before the broker touches the session.
+        stolen = intruder["broker"]
+        attempts.append(
+            connect(dynsec.port, stolen["username"], stolen["password"], client_id=victim_id)
+        )
+        attempts.append(
+            connect(dynsec.port, victim["broker"]["username"], victim["broker"]["password"])
+        )
+        for attempt in attempts:
+            assert attempt.connacks == ["Not authorized"]
+            attempt.close()
+        # A will fired by a takeover would reach the watcher before its own sentinel.
+        sentinel = topics.device_state(SITE, "sentinel")
+        watcher.client.publish(sentinel, b"sentinel", qos=1)
+        watcher.wait(lambda: sentinel in watcher.topics(), what="the sentinel")
+        assert states_of(watcher, victim["device"]) == ["online"]
+        assert display.is_connected() and connections == [True]
+
+        # The retained state a newcomer reads still says online.
+        reader = connect(dynsec.port, SPY, SPY_PASSWORD)
+        try:
+            reader.subscribe(topics.device_state(SITE, victim["device"]))
+            reader.wait(lambda: states_of(reader, victim["device"]), what="the retained state")
+            assert states_of(reader, victim["device"]) == ["online"]
+        finally:
+            reader.close()
+
+        # The intruder's display itself, with its own login and client id, connects.
+        others: list[bool] = []
+        own = display_link(intruder, others)
+        try:
+            own.start()
+            assert own.wait_connected(10) and own.is_connected()
+            watcher.wait(
+                lambda: states_of(watcher, intruder["device"]) == ["online"], what="its state"
+            )
+        finally:
+            own.close()
+        assert display.is_connected() and connections == [True]
+    finally:
+        for attempt in attempts:
+            attempt.close()
+        display.close()
+        watcher.close()
+
+
+def test_a_kiosk_and_a_light_connect_with_the_client_id_bound_to_them(
+    runtime: HubRuntime,
+    admin_client: tuple[FlaskClient, str],
+    dynsec: DynsecMosquitto,
+    tmp_path: Path,
+) -> None:
+    client, token = admin_client
+    create_room(client, token, "empfang", kind="reception")
+    create_room(client, token, "raum-1")
+    kiosk = enroll(client, token, ["empfang"], "Kiosk", kind="kiosk")
+    light = enroll(client, token, ["raum-1"], "Flurlicht", kind="light")
+
+    health = Health(
+        BrokerAddress.parse(broker_url(kiosk["broker"])),
+        kiosk["site"],
+        kiosk["device"],
+        version="1",
+        telemetry=dict,
+        on_command=lambda _cmd: None,
+    )
+    try:
+        health.start()
+        assert health.wait_connected(10)
+    finally:
+        health.close()
+
+    # The light: the hub's answer goes through firmware/provision.py into config.json.
+    credentials = tmp_path / "enrolled.json"
+    credentials.write_text(json.dumps(light), encoding="utf-8")
+    out = tmp_path / "config.json"
+    result = subprocess.run(
+        [sys.executable, str(PROVISION), "--credentials", str(credentials),
+         "--wifi-ssid", "Rathaus-IoT", "--wifi-password", "wlan-geheim", "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = json.loads(out.read_text(encoding="utf-8"))
+    assert config["client_id"] == device_client_id(SITE, light["device"])
+    broker = config["broker"]
+    board = connect(
+        dynsec.port, broker["username"], broker["password"], client_id=config["client_id"]
+    )
+    try:
+        assert board.connacks == ["Success"]
+    finally:
+        board.close()
+    # The kiosk's login cannot borrow the light's client id.
+    borrowed = connect(
+        dynsec.port,
+        kiosk["broker"]["username"],
+        kiosk["broker"]["password"],
+        client_id=config["client_id"],
+    )
+    try:
+        assert borrowed.connacks == ["Not authorized"]
+    finally:
+        borrowed.close()

@@ -97,8 +97,9 @@ def test_expired_guessed_and_mismatched_codes(
     assert fresh.status_code == 200 and fresh.get_json()["code"] != late["code"]
     assert enroll(app, fresh.get_json()["code"]).status_code == 200
 
+    # Malformed requests are refused as such (they reveal nothing about any code).
     for bad in ({"code": 12}, {"code": "x" * 5000}, {"code": ""}, {}):
-        assert app.test_client().post("/api/v1/devices/enroll", json=bad).status_code == 403
+        assert app.test_client().post("/api/v1/devices/enroll", json=bad).status_code == 400
     not_json = app.test_client().post("/api/v1/devices/enroll", data={"code": "ABCD"})
     assert not_json.status_code == 400
     # 6 attempts within the last 10 minutes (the first two are a day old); the limit is
@@ -150,21 +151,22 @@ def test_room_rules_and_validation(admin_client: tuple[FlaskClient, str]) -> Non
         body = {"kind": "display", "name": "Gerät", **fields}
         return client.post("/api/v1/devices", json=body, headers=headers)
 
+    # 400: not what the document allows; 422: well-formed, but against a rule of the hub.
     cases = [
-        ({"rooms": ["nope"]}, "rooms"),
-        ({"rooms": "raum-1"}, "rooms"),
-        ({"rooms": ["Raum 1"]}, "rooms"),
-        ({"kind": "kiosk", "rooms": ["raum-1"]}, "rooms"),
-        ({"kind": "kiosk", "rooms": ["empfang", "raum-1"]}, "rooms"),
-        ({"kind": "toaster"}, "kind"),
-        ({"name": ""}, "name"),
-        ({"name": "x" * 201}, "name"),
-        ({"location": "a\nb"}, "location"),
-        ({"id": "Bad Id"}, "id"),
+        ({"rooms": ["nope"]}, 422, "rooms"),
+        ({"rooms": "raum-1"}, 400, "rooms"),
+        ({"rooms": ["Raum 1"]}, 400, "rooms"),
+        ({"kind": "kiosk", "rooms": ["raum-1"]}, 422, "rooms"),
+        ({"kind": "kiosk", "rooms": ["empfang", "raum-1"]}, 422, "rooms"),
+        ({"kind": "toaster"}, 400, "kind"),
+        ({"name": ""}, 400, "name"),
+        ({"name": "x" * 201}, 400, "name"),
+        ({"location": "a\nb"}, 400, "location"),
+        ({"id": "Bad Id"}, 400, "id"),
     ]
-    for fields, field in cases:
+    for fields, status, field in cases:
         response = create(**fields)
-        assert (response.status_code, response.get_json().get("field")) == (400, field), fields
+        assert (response.status_code, response.get_json().get("field")) == (status, field), fields
     assert create(kind="kiosk", rooms=["empfang"]).status_code == 201
     assert create(id="tuer-1").status_code == 201
     assert create(id="tuer-1").status_code == 409
@@ -195,7 +197,7 @@ def test_only_admins_with_a_csrf_token_manage_devices(
     )
     assert denied.status_code == 403
     no_token = client.post("/api/v1/devices", json={"kind": "display", "name": "x"})
-    assert no_token.status_code == 400 and no_token.get_json()["field"] == "csrf_token"
+    assert no_token.status_code == 403 and no_token.get_json()["field"] == "csrf_token"
 
 
 def test_the_fleet_page_creates_a_device_with_code_and_qr(

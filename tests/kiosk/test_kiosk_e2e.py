@@ -220,7 +220,7 @@ def test_a_walk_in_citizen_is_served_at_the_kiosk(
                 _shot(xvfb, kiosk, "6-goodbye", "Vielen Dank und auf Wiedersehen!")
                 assert kiosk.js("sessionStorage.getItem('kiosk.language')") == "de"
                 kiosk.wait_screen("attract", 20)
-                stored = until(lambda: (s := kiosk.get("/test/storage"))["resets"] >= 1 and s,
+                stored = until(lambda: (s := kiosk.storage())["resets"] >= 1 and s,
                                10, "the privacy reset")  # fmt: skip
                 assert (stored["local"], stored["session"], stored["cookies"]) == (0, 0, 0)
                 assert kiosk.js("sessionStorage.getItem('kiosk.language')") is None

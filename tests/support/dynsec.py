@@ -113,11 +113,14 @@ class Session:
         self.client.loop_stop()
 
 
-def connect(port: int, username: str, password: str, *, wait: bool = True) -> Session:
-    """A paho client logged in as ``username``; waits for the first CONNACK."""
+def connect(
+    port: int, username: str, password: str, *, client_id: str | None = None, wait: bool = True
+) -> Session:
+    """A paho client logged in as ``username`` (with a fresh client id unless `client_id`
+    is given: a device's login works only with its own); waits for the first CONNACK."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"test-{username}-{uuid.uuid4().hex[:6]}",
+        client_id=client_id or f"test-{username}-{uuid.uuid4().hex[:6]}",
         protocol=mqtt.MQTTv311,
     )
     client.username_pw_set(username, password)

@@ -1,10 +1,12 @@
-"""The kiosk as production runs it, `empfang-kiosk run --config FILE`, in its own process
-group under Xvfb, driven through its page server with the test hooks on.
+"""The kiosk in its own process group under Xvfb, driven through its page server.
 
-With ``EMPFANG_KIOSK_TEST_HOOKS=1`` the page server answers ``/test/click`` (a real DOM
-click in the web view, whose handler calls the pywebview bridge) and ``/test/eval``;
-``/status`` (always there) reports the screen and the engine's media figures. Used by
-tests/kiosk/test_kiosk_e2e.py and bench/kiosk_media.py.
+By default it is the production kiosk with test routes added: ``python -m
+tests.support.kiosk_launcher run --config FILE`` (`kiosk.cli.main` with a hook that adds
+``/test/click``, a real DOM click in the web view whose handler calls the pywebview bridge,
+``/test/eval``, ``/test/storage`` and ``/test/video``); with ``hooks=False`` it is
+``empfang-kiosk run --config FILE`` itself, as on a kiosk. ``/status`` (always there)
+reports the screen and the engine's media figures. Used by tests/kiosk/test_kiosk_e2e.py,
+tests/kiosk/test_production_kiosk.py and bench/kiosk_media.py.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support import kiosk_launcher
 from tests.support.xvfb import Xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,25 +60,38 @@ def kiosk_executable() -> Path:
 
 
 class KioskProcess:
-    """`empfang-kiosk run --config FILE` under Xvfb with the test hooks on."""
+    """The kiosk (`kiosk_launcher`, or with ``hooks=False`` `empfang-kiosk`) under Xvfb."""
 
-    def __init__(self, workdir: Path, config_text: str, ui_port: int, xvfb: Xvfb) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config_text: str,
+        ui_port: int,
+        xvfb: Xvfb,
+        *,
+        hooks: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = ui_port
         self.config = workdir / "kiosk.toml"
         self.config.write_text(config_text)
         self.log_file = workdir / "kiosk.log"
-        env = {
+        environment = {
             **xvfb.env(),
             "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox",
-            "EMPFANG_KIOSK_TEST_HOOKS": "1",
             "PYTHONUNBUFFERED": "1",
             "no_proxy": "127.0.0.1,localhost",
+            **(env or {}),
         }
+        if hooks:
+            command = [sys.executable, "-m", kiosk_launcher.__name__]
+        else:
+            command = [str(kiosk_executable())]
         with self.log_file.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(kiosk_executable()), "run", "--config", str(self.config)],
+                [*command, "run", "--config", str(self.config)],
                 cwd=ROOT,
-                env=env,
+                env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -86,8 +103,21 @@ class KioskProcess:
         """The kiosk's Python process (also its process group id)."""
         return self.proc.pid
 
+    def request(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
+        """GET `path` of the kiosk's page server: the status and the body, errors included."""
+        if self.proc.poll() is not None:
+            raise KioskExited(f"the kiosk exited with {self.proc.returncode}")
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+
     def get(self, path: str, timeout: float = 10) -> Any:
-        """GET a JSON route of the kiosk's page server; KioskExited once the kiosk has ended."""
+        """GET a JSON route of the kiosk's page server; KioskExited once the kiosk has ended
+        (an HTTPError, an OSError that `until` waits out, while the route is not there)."""
         if self.proc.poll() is not None:
             raise KioskExited(f"the kiosk exited with {self.proc.returncode}")
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -100,7 +130,7 @@ class KioskProcess:
 
     def video(self) -> dict[str, Any]:
         """The window's video widgets: {"remote"|"preview": {shown, box, screen_box, painted}}."""
-        return self.get("/test/video")
+        return self.get(kiosk_launcher.VIDEO)
 
     def remote_painted(self) -> int:
         """Pictures of the staff's video the kiosk's window has painted so far."""
@@ -108,13 +138,18 @@ class KioskProcess:
 
     def js(self, script: str) -> Any:
         """Evaluate `script` in the web view (test hook)."""
-        return self.get("/test/eval?" + urllib.parse.urlencode({"js": script}))["value"]
+        query = urllib.parse.urlencode({"js": script})
+        return self.get(f"{kiosk_launcher.EVAL}?{query}")["value"]
 
     def click(self, selector: str) -> None:
         """A real DOM click in the web view (test hook)."""
         query = urllib.parse.urlencode({"selector": selector})
-        if self.get(f"/test/click?{query}")["clicked"] is not True:
+        if self.get(f"{kiosk_launcher.CLICK}?{query}")["clicked"] is not True:
             raise AssertionError(f"could not click {selector} in the kiosk")
+
+    def storage(self) -> dict[str, Any]:
+        """What the web view holds (test hook): storage lengths, cookies, resets done."""
+        return self.get(kiosk_launcher.STORAGE)
 
     def page_screen(self) -> str | None:
         """The screen the web view's page shows."""
