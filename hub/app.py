@@ -63,7 +63,7 @@ def create_app(
     _register_blueprints(app, csrf)
     _register_errors(app)
     app.add_template_global(settings.site, "site")
-    app.add_template_global(back_url, "back_url_for_error")
+    app.add_template_global(back_url, "back_url")
     app.add_template_filter(lambda dt: format_local(dt, runtime), "localtime")
 
     @app.get("/")

@@ -182,7 +182,7 @@ def rooms() -> Any:
 @admin_required
 def new_room() -> Any:
     """Create a room."""
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the page
         return _room_form(None, {"enabled": "on", "kind": "consultation", "policy": "knock"}, None)
     form = request.form.to_dict()
     service = _runtime().rooms
@@ -202,7 +202,7 @@ def edit_room(slug: str) -> Any:
     """Edit a room's settings and opening hours."""
     service = _runtime().rooms
     room = service.get(get_db(), slug)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the page
         return _room_form(room, _form_from_room(room), None)
     form = request.form.to_dict()
     form["slug"] = slug

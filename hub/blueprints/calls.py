@@ -105,7 +105,7 @@ def room(slug: str) -> Any:
     target = _room(slug)
     if g.user is not None and request.method == "POST":
         return remember(runtime.calls.join_room(get_db(), target, user=g.user))
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the page
         return render_template("calls/enter.html", room=target, error=None, name="")
     try:
         creds = runtime.calls.join_room(get_db(), target, name=request.form.get("name"))
@@ -125,7 +125,7 @@ def invited(token: str) -> Any:
     """An external participant joins by invitation link."""
     runtime = _runtime()
     invite = runtime.calls.invite_by_token(get_db(), token)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the page
         return render_template("calls/invited.html", invite=invite, error=None)
     try:
         creds = runtime.calls.join_invite(get_db(), token, request.form.get("name"))

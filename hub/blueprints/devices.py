@@ -35,7 +35,8 @@ from hub.errors import ServiceError
 from hub.live import RESYNC
 from hub.models import DEVICE_KINDS, Room, User
 from hub.runtime import DEVICES_TOPIC, HubRuntime
-from hub.services.devices import NewCode, device_rooms, device_view
+from hub.services.devices import MAX_LOCATION, NewCode, device_rooms, device_view
+from protocol.text import is_clean
 
 bp = Blueprint("devices", __name__)
 sock = Sock()
@@ -61,6 +62,14 @@ def _qr_svg(new: NewCode) -> str:
 
 
 # ---- enrollment (devices, no session) -----------------------------------------------------
+
+
+@bp.before_request
+def _count_enrollment_attempt() -> None:
+    # Before the body is checked: a malformed guess counts against the limit as well
+    # (what is not JSON at all is no attempt: it is refused as such).
+    if request.endpoint == "devices.enroll" and request.is_json:
+        _runtime().devices.count_attempt(get_db(), client_address())
 
 
 @bp.post("/api/v1/devices/enroll")
@@ -211,7 +220,7 @@ def fleet_filters() -> dict[str, str]:
     filters = {}
     if kind in DEVICE_KINDS:
         filters["kind"] = kind
-    if location and len(location) <= 200 and location.isprintable():
+    if location and len(location) <= MAX_LOCATION and is_clean(location):
         filters["location"] = location
     return filters
 

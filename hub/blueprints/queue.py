@@ -189,7 +189,7 @@ def api_list() -> Any:
     )
 
 
-@bp.post("/api/v1/queue/<public_id>/<any(admit, forward, return, end, message):action>")
+@bp.post(f"/api/v1/queue/<public_id>/<any({', '.join(ACTIONS)}):action>")
 @login_required
 @operation(
     200,

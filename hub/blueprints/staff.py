@@ -18,7 +18,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 def login() -> Any:
     """Show the login form; on valid credentials start a staff session."""
     target = safe_next(request.values.get("next")) or url_for("rooms.board")
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the page
         if g.user is not None:
             return redirect(target)
         return render_template("staff/login.html", next=target, error=None, username="")

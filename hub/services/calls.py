@@ -297,9 +297,8 @@ class CallService:
                 if user is None or reserved.served_by_id != user.id:
                     raise Forbidden(CLOSED, "room", code="call.closed")
                 session = self.ticket_session(db, reserved)
-        closed = session is not None and self.closed(session)
-        if closed and (user is None or not self.may_enter(db, session, user)):
-            raise Forbidden(CLOSED, "room", code="call.closed")
+        if session is not None:
+            self._refuse_walk_in(db, session, user, "room")
         if user is not None:
             session = session or self._new_session(db, room, None)
             return self._add(db, session, "host", user.display_name, user=user)
@@ -328,18 +327,31 @@ class CallService:
 
     def may_enter(self, db: Session, session: CallSession, user: User) -> bool:
         """Whether a staff member is seated in a closed conversation or was brought in."""
-        if any(p.user_id == user.id and not p.left_at for p in session.participants):
-            return True
-        if session.ticket is not None and session.ticket.served_by_id == user.id:
-            return True
-        return (
-            db.scalar(
-                select(CallColleague.id).where(
-                    CallColleague.session_id == session.id, CallColleague.user_id == user.id
-                )
-            )
-            is not None
+        return user.id in self._allowed(db, session)
+
+    def _allowed(self, db: Session, session: CallSession) -> set[int]:
+        """Ids of the staff members who may enter: seated, serving, or brought in."""
+        allowed = self._seated_ids(session)
+        if session.ticket is not None and session.ticket.served_by_id is not None:
+            allowed.add(session.ticket.served_by_id)
+        return allowed | self._colleague_ids(db, session)
+
+    @staticmethod
+    def _seated_ids(session: CallSession) -> set[int]:
+        return {p.user_id for p in session.participants if p.user_id and not p.left_at}
+
+    @staticmethod
+    def _colleague_ids(db: Session, session: CallSession) -> set[int]:
+        return set(
+            db.scalars(select(CallColleague.user_id).where(CallColleague.session_id == session.id))
         )
+
+    def _refuse_walk_in(
+        self, db: Session, session: CallSession, user: User | None, field: str
+    ) -> None:
+        """Refuse whoever would walk into a closed conversation without a seat in it."""
+        if self.closed(session) and (user is None or not self.may_enter(db, session, user)):
+            raise Forbidden(CLOSED, field, code="call.closed")
 
     def bring_in(self, db: Session, actor: Participant, username: object) -> User:
         """A host lets a colleague (another staff member of the hub) enter this call."""
@@ -356,20 +368,20 @@ class CallService:
             raise Conflict(
                 "this colleague may already enter", "user", code="call.colleague.already"
             )
-        self._seat(db, session, found.id)
+        self._seat(db, session, [found.id])
         db.commit()
         self._changed(db, session)
         self._notify_user(found.id)
         return found
 
-    def _seat(self, db: Session, session: CallSession, user_id: int) -> None:
-        exists = db.scalar(
-            select(CallColleague.id).where(
-                CallColleague.session_id == session.id, CallColleague.user_id == user_id
-            )
-        )
-        if exists is None:
-            db.add(CallColleague(session_id=session.id, user_id=user_id, added_at=self.clock.now()))
+    def _seat(self, db: Session, session: CallSession, user_ids: list[int]) -> None:
+        """Let these staff members (back) into the conversation, whatever happens to seats."""
+        known = self._colleague_ids(db, session)
+        for user_id in dict.fromkeys(user_ids):
+            if user_id not in known:
+                db.add(
+                    CallColleague(session_id=session.id, user_id=user_id, added_at=self.clock.now())
+                )
 
     def brought_in(self, db: Session, user: User) -> list[CallSession]:
         """Open conversations a host brought this staff member into, not yet entered."""
@@ -379,22 +391,18 @@ class CallService:
             .where(CallColleague.user_id == user.id, CallSession.ended_at.is_(None))
             .order_by(CallColleague.added_at)
         )
-        return [
-            s
-            for s in sessions
-            if not any(p.user_id == user.id and not p.left_at for p in s.participants)
-        ]
+        return [s for s in sessions if user.id not in self._seated_ids(s)]
 
     def colleagues(self, db: Session, session: CallSession) -> list[User]:
         """Staff members a host could bring into this call (not yet allowed in)."""
+        allowed = self._allowed(db, session)
         users = db.scalars(select(User).where(User.disabled.is_(False)).order_by(User.display_name))
-        return [u for u in users if not self.may_enter(db, session, u)]
+        return [u for u in users if u.id not in allowed]
 
     def join_session(self, db: Session, public_id: str, user: User) -> Credentials:
         """A staff member enters a conversation they were brought into (or sit in)."""
         session = self.session(db, public_id)
-        if self.closed(session) and not self.may_enter(db, session, user):
-            raise Forbidden(CLOSED, "session", code="call.closed")
+        self._refuse_walk_in(db, session, user, "session")
         return self._add(db, session, "host", user.display_name, user=user)
 
     # ---- presence -------------------------------------------------------------
@@ -506,9 +514,7 @@ class CallService:
                 raise Conflict("the room is in use", "room")
         old = session.room.slug if session.room else None
         session.room_id, session.private = room.id, True
-        for p in session.participants:  # who sat in it when it closed may come back
-            if p.user_id is not None and not p.left_at:
-                self._seat(db, session, p.user_id)
+        self._seat(db, session, sorted(self._seated_ids(session)))  # they may come back
         if session.ticket is not None:
             session.ticket.room_id = room.id
         db.commit()

@@ -400,9 +400,11 @@ class DeviceService:
 
     # ---- enrollment -----------------------------------------------------------------
     def enroll(self, db: Session, code: object, kind: object, address: str) -> Enrollment:
-        """Spend a code: the device gets its id and its own broker login."""
+        """Spend a code: the device gets its id and its own broker login.
+
+        The caller counts the attempt first (`count_attempt`), malformed ones included.
+        """
         now = self.clock.now()
-        self._rate_limit(db, address, now)
         if kind is not None:
             kind = validation.choice(kind, "kind", DEVICE_KINDS)
         device = self._by_code(db, code)
@@ -472,8 +474,12 @@ class DeviceService:
             return ""
         return Path(self.ca_file).read_text(encoding="utf-8")
 
-    def _rate_limit(self, db: Session, address: str, now: datetime) -> None:
-        """Every attempt counts (kept in the database, so all hub processes share it)."""
+    def count_attempt(self, db: Session, address: str) -> None:
+        """Count one enrollment attempt from `address`, or refuse it past the limit.
+
+        Every attempt counts (kept in the database, so all hub processes share it).
+        """
+        now = self.clock.now()
         key = address[:64]
         db.execute(
             delete(RateEvent).where(RateEvent.kind == "enroll", RateEvent.at < now - RATE_WINDOW)
