@@ -14,9 +14,6 @@ from hub.errors import ServiceError
 def _known() -> dict[str, str]:
     return {
         "the room is closed": _("Der Raum ist gerade geschlossen."),
-        "this is a private conversation; nobody else can enter": _(
-            "Hier findet ein geschütztes Gespräch statt. Niemand sonst kann eintreten."
-        ),
         "guests cannot enter this room": _("Dieser Raum ist nur für Mitarbeitende."),
         "the room asks not to be disturbed": _(
             "Im Raum wird gebeten, nicht zu stören. Bitte versuchen Sie es später noch einmal."
@@ -34,9 +31,17 @@ def _known() -> dict[str, str]:
     }
 
 
+def _by_code() -> dict[str, str]:
+    return {
+        "call.closed": _(
+            "Hier findet ein geschütztes Gespräch statt. Niemand sonst kann eintreten."
+        ),
+    }
+
+
 def friendly(exc: ServiceError) -> str:
-    """A translated sentence for a refused request, for HTML pages."""
-    known = _known().get(exc.message)
+    """A translated sentence for a refused request, for HTML pages (by code where it has one)."""
+    known = _by_code().get(exc.code or "") or _known().get(exc.message)
     if known:
         return known
     if exc.field == "name" and exc.status == 400:

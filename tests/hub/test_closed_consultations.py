@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,7 @@ from hub.errors import Conflict, Forbidden, NotFound
 from hub.models import CallColleague, CallSession, Participant
 from hub.runtime import HubRuntime
 from hub.services.calls import Credentials
-from tests.conftest import add_user
+from tests.conftest import PASSWORD, Account, add_user, log_in
 from tests.hub.test_calls_service import admitted, fresh, room, snapshot, ticket_call, user
 from tests.support.calls import PDF, add_room, cheap_password_hashing
 from tests.support.reception import join_queues, setup_reception
@@ -185,3 +186,14 @@ def test_an_ended_call_forgets_its_colleagues(hub: HubRuntime, db: Session) -> N
     hub.calls.end(db, session)
     assert colleagues(db) == 0
     assert hub.calls.brought_in(db, user(db, "otto")) == []
+
+
+def test_the_walk_in_page_names_the_reason(hub: HubRuntime, db: Session, app: Flask) -> None:
+    ticket_call(hub, db)
+    before = snapshot(db)
+    client = app.test_client()
+    token = log_in(client, Account("otto", PASSWORD))
+    answer = client.post("/r/sozialamt-1", data={"csrf_token": token})
+    assert answer.status_code == 403
+    assert "geschütztes Gespräch" in answer.get_data(as_text=True)
+    assert snapshot(db) == before
