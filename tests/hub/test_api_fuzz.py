@@ -82,7 +82,7 @@ def test_the_hub_does_what_its_document_says(
         "--max-examples",
         "15",
         "--max-time",
-        "55",
+        "50",
         "--seed",
         "1",
         "--request-timeout",
