@@ -37,17 +37,17 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge.settings import ConfigError, Pin, ca_file_exists, read_toml, settings_path
+from edge.settings import boolean as _bool
+from edge.settings import choice as _choice
+from edge.settings import fail as _fail
+from edge.settings import no_unknown as _no_unknown
+from edge.settings import number as _number
+from edge.settings import pin as _pin
+from edge.settings import slug as _slug
+from edge.settings import table as _table
+from edge.settings import whole as _int
 from protocol.broker import BrokerAddress, BrokerUrlError
-from protocol.settings import ConfigError, Pin, ca_file_exists, read_toml, settings_path
-from protocol.settings import boolean as _bool
-from protocol.settings import choice as _choice
-from protocol.settings import fail as _fail
-from protocol.settings import no_unknown as _no_unknown
-from protocol.settings import number as _number
-from protocol.settings import pin as _pin
-from protocol.settings import slug as _slug
-from protocol.settings import table as _table
-from protocol.settings import whole as _int
 
 DEFAULT_PATH = Path("/etc/empfang/display.toml")
 ENV_VAR = "EMPFANG_DISPLAY_CONFIG"

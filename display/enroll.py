@@ -2,7 +2,7 @@
 
 The settings of the hardware already in the file (outputs, LEDs, knock button, panel) are
 kept; the rooms are not stored, the hub assigns them over MQTT. The work is done by
-`protocol.enrollment`, which every device shares.
+`edge.enrollment`, which every device shares.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from protocol.enrollment import EnrollError, dump_toml, enrolled_config, write_private
-from protocol.enrollment import enroll as enroll_device
+from edge.enrollment import EnrollError, dump_toml, enrolled_config, write_private
+from edge.enrollment import enroll as enroll_device
 
 __all__ = ["EnrollError", "dump_toml", "enroll", "enrolled_config", "write_private"]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import ssl
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
+from hub.mqtt_session import close_session, open_session
 from protocol import topics
 from protocol.broker import BrokerAddress
 from protocol.clientid import device_client_id
@@ -206,16 +206,11 @@ class DynsecAdmin:
             )
         self._started = True
         client = self._client
-        client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_subscribe = self._handle_subscribe
         client.on_message = self._handle_message
-        client.connect_async(self.address.host, self.address.port, keepalive=30)
-        client.loop_start()
+        open_session(client, self.address, will=None, keepalive=30, reconnect=(1, 5))
         self._thread = threading.Thread(
             target=self._ensure_hub_loop, name="broker-admin", daemon=True
         )
@@ -229,8 +224,7 @@ class DynsecAdmin:
             return
         self._started = False
         self._stop.set()
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_session(self._client, None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
 

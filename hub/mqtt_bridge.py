@@ -10,6 +10,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from hub.broker_probe import BrokerProbe
+from hub.mqtt_session import close_session, open_session
 from protocol import topics
 from protocol.broker import BrokerAddress
 from protocol.errors import PayloadError, TopicError
@@ -23,7 +24,6 @@ from protocol.payloads import (
     RoomStatus,
     Signal,
 )
-from protocol.session import close_session, open_session
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from kiosk.flow import (
     Screen,
 )
 from kiosk.hardware import Hardware, LedState
-from kiosk.hub import HubClient, HubRefused, HubUnreachable
+from kiosk.hub_client import HubClient, HubRefused, HubUnreachable
 from kiosk.media import CameraSource
 from kiosk.pictures import FrameFeed, to_picture
 from kiosk.server import PageServer

@@ -1,7 +1,7 @@
 """``empfang-kiosk enroll``: trade a one-time code for this kiosk's id and broker login.
 
 The kiosk's other settings already in the file (camera, audio, GPIO pins, timeouts) are
-kept. The work is done by `protocol.enrollment`, which every device shares.
+kept. The work is done by `edge.enrollment`, which every device shares.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from protocol.enrollment import EnrollError
-from protocol.enrollment import enroll as enroll_device
+from edge.enrollment import EnrollError
+from edge.enrollment import enroll as enroll_device
 
 __all__ = ["EnrollError", "enroll"]
 

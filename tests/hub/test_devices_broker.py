@@ -16,6 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from display.mqtt_client import DisplayLink
+from edge.enrollment import broker_url
 from hub.config import Settings
 from hub.db import upgrade
 from hub.runtime import HubRuntime
@@ -23,7 +24,6 @@ from kiosk.health import Health
 from protocol import topics
 from protocol.broker import BrokerAddress
 from protocol.clientid import device_client_id
-from protocol.enrollment import broker_url
 from protocol.payloads import DeviceConfig, DeviceState, RoomStatus
 from tests.conftest import create_room, make_settings
 from tests.support.dynsec import DynsecMosquitto, Session, connect

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiosk.hub import HubClient, HubUnreachable
+from kiosk.hub_client import HubClient, HubUnreachable
 
 BODY = b'{"ok": true}'
 ANSWER = (

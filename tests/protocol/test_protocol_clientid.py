@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from edge.enrollment import EnrollError, _checked
 from protocol import TopicError
 from protocol.clientid import device_client_id
-from protocol.enrollment import EnrollError, _checked
 
 
 def answer(**broker: object) -> dict[str, Any]:

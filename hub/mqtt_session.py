@@ -1,16 +1,16 @@
-"""How the hub and every device begin and end a broker session, the same way everywhere.
-
-Each takes the paho client it is given (only its methods are used), so this package stays
-free of third-party imports: log in (user name, TLS), leave a retained last will, connect
-in the background with paho's reconnect backoff; at the end, say "offline" in the same
-retained topic before disconnecting, so that nobody waits for the will.
+"""How the hub's broker clients (the bridge and the dynamic-security admin) begin and end
+a session: log in (user name, TLS), leave a retained last will, connect in the background
+with paho's reconnect backoff; at the end, say "offline" in the same retained topic before
+disconnecting, so that nobody waits for the will. The devices have their own link
+(`edge.link`), which the hub never imports.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any
+
+import paho.mqtt.client as mqtt
 
 from protocol.broker import BrokerAddress
 
@@ -19,7 +19,7 @@ OFFLINE_WAIT = 2.0  # seconds to wait for the broker to take the offline state
 
 
 def open_session(
-    client: Any,
+    client: mqtt.Client,
     broker: BrokerAddress,
     *,
     will: tuple[str, bytes] | None,
@@ -39,7 +39,7 @@ def open_session(
     client.loop_start()
 
 
-def close_session(client: Any, offline: tuple[str, bytes] | None) -> None:
+def close_session(client: mqtt.Client, offline: tuple[str, bytes] | None) -> None:
     """Publish `offline` (topic, payload) retained if connected, then disconnect and stop."""
     if offline is not None and client.is_connected():
         topic, payload = offline

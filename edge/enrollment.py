@@ -6,14 +6,12 @@ into the device's TOML configuration file, written atomically with mode 0600 (it
 broker password), with the CA certificate next to it (also 0600); the device's other
 settings already in the file are kept. The login works only with the client id the hub
 bound to it; the device derives the same one from its id (``protocol/clientid.py``), so the
-file does not hold it, and an answer naming another one is refused. Standard library only,
-so every device can use it.
+file does not hold it, and an answer naming another one is refused.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tomllib
 import urllib.error
@@ -22,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import tomli_w
 
 from protocol.clientid import device_client_id
 from protocol.topics import is_slug
@@ -198,43 +198,9 @@ def _faithful(data: Mapping[str, Any]) -> str:
     return text
 
 
-# --- a small TOML writer for a device's flat configuration ---------------------------------
-
-
-def _value(value: object, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EnrollError(f"{where}: cannot write {value!r}")
-        return repr(value)
-    if isinstance(value, str):
-        # A JSON string is a valid TOML basic string (same escapes, \\uXXXX included).
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(item, where) for item in value) + "]"
-    raise EnrollError(f"{where}: cannot write a value of type {type(value).__name__}")
-
-
-def _key(key: str) -> str:
-    bare = key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
-    return key if bare else json.dumps(key)
-
-
 def dump_toml(data: Mapping[str, Any]) -> str:
-    """TOML for a document of scalars, lists and one level of tables."""
-    lines: list[str] = []
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    for key, value in data.items():
-        if key not in tables:
-            lines.append(f"{_key(key)} = {_value(value, key)}")
-    for name, table in tables.items():
-        lines.append("")
-        lines.append(f"[{_key(name)}]")
-        for key, value in table.items():
-            if isinstance(value, dict):
-                raise EnrollError(f"{name}.{key}: nested tables are not supported")
-            lines.append(f"{_key(key)} = {_value(value, f'{name}.{key}')}")
-    return "\n".join(lines) + "\n"
+    """The TOML text of a device's configuration; EnrollError for a value TOML cannot hold."""
+    try:
+        return tomli_w.dumps(data)
+    except (TypeError, ValueError) as exc:
+        raise EnrollError(f"the configuration cannot be written as TOML: {exc}") from None
