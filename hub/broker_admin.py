@@ -94,14 +94,18 @@ def device_acls(access: DeviceAccess) -> list[Acl]:
     return acls
 
 
-def hub_acls(site: str) -> list[Acl]:
-    """The hub writes every topic of its site (status, config, cmd, signal, events)."""
-    return [
+def hub_acls(site: str, discovery_prefix: str = "") -> list[Acl]:
+    """The hub writes every topic of its site (status, config, cmd, signal, events), and
+    its site's Home Assistant discovery configs when it publishes them."""
+    acls = [
         _acl("publishClientSend", f"{topics.site_prefix(site)}/#"),
-        _acl("publishClientSend", "homeassistant/#"),
         _acl("publishClientReceive", f"{topics.site_prefix(site)}/#"),
         _acl("subscribePattern", f"{topics.site_prefix(site)}/#"),
     ]
+    if discovery_prefix:
+        node = topics.home_assistant_discovery_node(site, discovery_prefix)
+        acls.append(_acl("publishClientSend", f"{node}/#"))
+    return acls
 
 
 class BrokerAdmin(Protocol):
@@ -175,10 +179,17 @@ class DynsecAdmin:
     name = "dynsec"
 
     def __init__(
-        self, url: str, site: str, *, timeout: float = 5.0, start_wait: float = 5.0
+        self,
+        url: str,
+        site: str,
+        *,
+        discovery_prefix: str = "",
+        timeout: float = 5.0,
+        start_wait: float = 5.0,
     ) -> None:
         self.address = BrokerAddress.parse(url, "EMPFANG_MQTT_URL")
         self.site = topics.check_slug(site, "site")
+        self.discovery_prefix = discovery_prefix
         self.timeout = timeout
         self._start_wait = start_wait
         self._cond = threading.Condition()
@@ -331,7 +342,7 @@ class DynsecAdmin:
         this happens once per broker, before the hub's main connection starts.
         """
         role, user = hub_role(self.site), str(self.address.username)
-        acls = hub_acls(self.site)
+        acls = hub_acls(self.site, self.discovery_prefix)
         self._run([{"command": "createRole", "rolename": role}], ignore={"Role already exists"})
         self._run(
             [{"command": "addRoleACL", "rolename": role, **acl} for acl in acls],
@@ -429,9 +440,9 @@ class DynsecAdmin:
         log.info("broker login %s of device %s deleted", access.username, access.device)
 
 
-def make_broker_admin(backend: str, url: str, site: str) -> BrokerAdmin:
+def make_broker_admin(backend: str, url: str, site: str, discovery_prefix: str = "") -> BrokerAdmin:
     """The backend named by the settings ("dynsec" or "none")."""
     if backend == "dynsec":
-        return DynsecAdmin(url, site)
+        return DynsecAdmin(url, site, discovery_prefix=discovery_prefix)
     reason = "the hub runs without a broker login (embedded or anonymous broker)"
     return NoBrokerAdmin(reason)

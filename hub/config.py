@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from protocol.topics import check_slug
+from protocol.topics import check_discovery_prefix, check_slug
 
 ENV_PREFIX = "EMPFANG_"
 
@@ -55,6 +55,8 @@ class Settings:
     device_broker_url: str = ""
     device_ca_file: str = ""
     enroll_rate: int = 10
+    # Home Assistant discovery of every room's occupancy under this prefix ("" for none).
+    home_assistant_prefix: str = "homeassistant"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -191,6 +193,11 @@ def validate(settings: Settings) -> Settings:
         ("mqtt://", "mqtts://")
     ):
         raise ConfigError("EMPFANG_DEVICE_BROKER_URL: must start with mqtt:// or mqtts://")
+    if settings.home_assistant_prefix:
+        try:
+            check_discovery_prefix(settings.home_assistant_prefix, "EMPFANG_HOME_ASSISTANT_PREFIX")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if not 1 <= settings.enroll_rate <= 10000:
         raise ConfigError("EMPFANG_ENROLL_RATE: must be 1..10000 attempts per address per 10 min")
     if not 1 <= settings.documents_per_call <= 1000:

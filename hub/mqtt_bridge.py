@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -23,6 +24,7 @@ from protocol.payloads import (
     Knock,
     RoomStatus,
     Signal,
+    home_assistant_discovery,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class MqttBridge:
         on_event: EventHandler | None = None,
         on_signal: SignalHandler | None = None,
         on_device_state: DeviceStateHandler | None = None,
+        discovery_prefix: str = "",
     ) -> None:
         self.address = BrokerAddress.parse(url, "EMPFANG_MQTT_URL")
         self.site = site
@@ -60,6 +63,11 @@ class MqttBridge:
         self._on_event = on_event
         self._on_signal = on_signal
         self._on_device_state = on_device_state
+        # Home Assistant discovery under this prefix ("" for none): rooms whose config this
+        # connection has published, with the name it carries (a rename publishes it again).
+        self.discovery_prefix = discovery_prefix
+        self._announced: dict[str, str] = {}
+        self._announced_lock = threading.Lock()
         self._connected = threading.Event()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -97,9 +105,25 @@ class MqttBridge:
         return self.is_connected() and self._probe.answering()
 
     def publish_status(self, status: RoomStatus) -> None:
-        """Publish a room's status, retained, QoS 1."""
+        """Publish a room's status, retained, QoS 1 (and its discovery config when new)."""
         self._client.publish(
             topics.room_status(self.site, status.room), status.to_json(), qos=1, retain=True
+        )
+        if self.discovery_prefix:
+            self._announce(status)
+
+    def _announce(self, status: RoomStatus) -> None:
+        """Publish the room's Home Assistant config, retained, once per connection and name."""
+        with self._announced_lock:
+            if self._announced.get(status.room) == status.name:
+                return
+            self._announced[status.room] = status.name
+        config = home_assistant_discovery(self.site, status, version=self.version)
+        self._client.publish(
+            topics.home_assistant_discovery_topic(self.site, status.room, self.discovery_prefix),
+            json.dumps(config, ensure_ascii=False).encode(),
+            qos=1,
+            retain=True,
         )
 
     def publish_event(self, event: HubEvent) -> None:
@@ -129,8 +153,13 @@ class MqttBridge:
         self._client.publish(topics.device_cmd(self.site, device), command.to_json(), qos=1)
 
     def clear_status(self, room: str) -> None:
-        """Remove a deleted room's retained status."""
+        """Remove a deleted room's retained status (and its discovery config)."""
         self._client.publish(topics.room_status(self.site, room), b"", qos=1, retain=True)
+        if self.discovery_prefix:
+            with self._announced_lock:
+                self._announced.pop(room, None)
+            topic = topics.home_assistant_discovery_topic(self.site, room, self.discovery_prefix)
+            self._client.publish(topic, b"", qos=1, retain=True)
 
     def stop(self) -> None:
         """Say offline, then disconnect cleanly; safe to call twice."""
@@ -175,6 +204,8 @@ class MqttBridge:
                 *([(topics.device_state_filter(self.site), 1)] if self._on_device_state else []),
             ]
         )
+        with self._announced_lock:
+            self._announced.clear()  # a broker without persistence forgot them
         self._connected.set()
         log.info("connected to broker %s:%s", self.address.host, self.address.port)
         if self._on_connected:

@@ -63,9 +63,13 @@ class HubRuntime:
             on_event=self._on_event,
             on_signal=self._on_signal,
             on_device_state=self._on_device_state,
+            discovery_prefix=settings.home_assistant_prefix,
         )
         self.broker_admin = make_broker_admin(
-            settings.broker_admin_backend, settings.effective_mqtt_url, settings.site
+            settings.broker_admin_backend,
+            settings.effective_mqtt_url,
+            settings.site,
+            settings.home_assistant_prefix,
         )
         self.devices = DeviceService(
             self.clock,

@@ -14,15 +14,18 @@ from typing import Final, Literal
 from protocol.errors import TopicError
 
 __all__ = [
+    "HOME_ASSISTANT_PREFIX",
     "PREFIX",
     "SLUG_PATTERN",
     "Topic",
     "TopicKind",
+    "check_discovery_prefix",
     "check_slug",
     "device_cmd",
     "device_config",
     "device_state",
     "device_state_filter",
+    "home_assistant_discovery_node",
     "home_assistant_discovery_topic",
     "hub_events",
     "hub_probe",
@@ -42,6 +45,8 @@ PREFIX: Final = "empfang/v1"
 
 # ``\Z`` rather than ``$`` so that ``SLUG_PATTERN.match("room\n")`` fails as well.
 SLUG_PATTERN: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+HOME_ASSISTANT_PREFIX: Final = "homeassistant"  # Home Assistant's default discovery prefix
+_DISCOVERY_PREFIX: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 TopicKind = Literal["hub", "room", "device", "signal"]
 
@@ -142,11 +147,27 @@ def signal_filter(site: str) -> str:
     return f"{site_prefix(site)}/signal/+/+"
 
 
-def home_assistant_discovery_topic(site: str, room: str) -> str:
-    """Return the Home Assistant discovery topic of one room's occupancy sensor."""
-    site = check_slug(site, "site")
-    room = check_slug(room, "room")
-    return f"homeassistant/binary_sensor/empfang_{site}_{room}/config"
+def check_discovery_prefix(prefix: str, field: str = "prefix") -> str:
+    """Return `prefix` if it is one topic level of letters, digits, ``_`` and ``-``."""
+    if not isinstance(prefix, str) or not _DISCOVERY_PREFIX.fullmatch(prefix):
+        raise TopicError(f"{field}: {prefix!r} must be 1-64 letters, digits, '_' or '-'")
+    return prefix
+
+
+def home_assistant_discovery_topic(
+    site: str, room: str, prefix: str = HOME_ASSISTANT_PREFIX
+) -> str:
+    """Return the Home Assistant discovery topic of one room's occupancy sensor.
+
+    The site is the node id, so each site's configs lie under one filter of their own.
+    """
+    return f"{home_assistant_discovery_node(site, prefix)}/{check_slug(room, 'room')}/config"
+
+
+def home_assistant_discovery_node(site: str, prefix: str = HOME_ASSISTANT_PREFIX) -> str:
+    """Return the topic level under which a site's discovery configs lie."""
+    prefix = check_discovery_prefix(prefix)
+    return f"{prefix}/binary_sensor/empfang_{check_slug(site, 'site')}"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from protocol.broker import BrokerAddress
 from protocol.clientid import device_client_id
 from protocol.payloads import DeviceConfig, DeviceState, RoomStatus
 from tests.conftest import create_room, make_settings
-from tests.support.dynsec import DynsecMosquitto, Session, connect
+from tests.support.dynsec import ADMIN_PASSWORD, ADMIN_USER, DynsecMosquitto, Session, connect
 
 SITE = "default"
 SPY, SPY_PASSWORD = "spy", "spy-secret"
@@ -370,3 +370,27 @@ def test_a_kiosk_and_a_light_connect_with_the_client_id_bound_to_them(
         assert borrowed.connacks == ["Not authorized"]
     finally:
         borrowed.close()
+
+
+def test_the_hub_may_publish_its_own_sites_discovery_and_no_other(
+    runtime: HubRuntime, admin_client: tuple[FlaskClient, str], dynsec: DynsecMosquitto
+) -> None:
+    client, token = admin_client
+    watcher = spy(runtime, dynsec.port)
+    try:
+        watcher.subscribe("homeassistant/#")
+        create_room(client, token, "raum-1")
+        mine = topics.home_assistant_discovery_topic(SITE, "raum-1")
+        watcher.wait(lambda: mine in watcher.topics(), what="the room's discovery config")
+        # The hub's login reaches only its own site's node, not a neighbour's.
+        hub = connect(dynsec.port, ADMIN_USER, ADMIN_PASSWORD)
+        try:
+            other = topics.home_assistant_discovery_topic("nachbar", "raum-1")
+            hub.client.publish(other, b"{}", qos=1, retain=True).wait_for_publish(5)
+            watcher.client.publish(mine, b"", qos=1)  # a marker after the refused one
+            watcher.wait(lambda: (mine, b"") in watcher.messages, what="the marker")
+            assert other not in watcher.topics()
+        finally:
+            hub.close()
+    finally:
+        watcher.close()

@@ -73,7 +73,11 @@ def test_builders() -> None:
     assert signal_filter("default") == "empfang/v1/default/signal/+/+"
     assert (
         home_assistant_discovery_topic("default", "sozialamt-2")
-        == "homeassistant/binary_sensor/empfang_default_sozialamt-2/config"
+        == "homeassistant/binary_sensor/empfang_default/sozialamt-2/config"
+    )
+    assert (
+        home_assistant_discovery_topic("default", "r1", prefix="gebaeude")
+        == "gebaeude/binary_sensor/empfang_default/r1/config"
     )
 
 
@@ -95,6 +99,9 @@ def test_builders() -> None:
         (lambda: signal_filter("_"), "site"),
         (lambda: home_assistant_discovery_topic("default", "r_1"), "room"),
         (lambda: home_assistant_discovery_topic("De", "r1"), "site"),
+        (lambda: home_assistant_discovery_topic("default", "r1", "a/b"), "prefix"),
+        (lambda: home_assistant_discovery_topic("default", "r1", "#"), "prefix"),
+        (lambda: home_assistant_discovery_topic("default", "r1", ""), "prefix"),
     ],
 )
 def test_builders_validate_slugs(build: object, field: str) -> None:
