@@ -15,6 +15,18 @@ from hub.models import User
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def fingerprint(user: User) -> str:
+    """What a login session remembers of the password, so a new password ends it."""
+    return user.password_hash[-16:]
+
+
+def still_valid(user: User | None, remembered: str | None, *, admin: bool = False) -> bool:
+    """Whether a login made with `remembered` still stands (and still is an admin's)."""
+    if user is None or user.disabled or remembered != fingerprint(user):
+        return False
+    return user.is_admin or not admin
+
+
 def load_user() -> None:
     """Put the session's active staff member (or None) into g.user."""
     g.user = None
@@ -22,7 +34,7 @@ def load_user() -> None:
     if user_id is None:
         return
     user = get_db().get(User, user_id)
-    if user is None or user.disabled or session.get("pw") != user.password_hash[-16:]:
+    if not still_valid(user, session.get("pw")):
         session.clear()  # disabled, deleted, or password reset since login
         return
     g.user = user

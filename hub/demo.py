@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import Category, Department, Room, User
+from hub.models import Department, Room, User
 from hub.runtime import HubRuntime
 from hub.schedule import Schedule, parse_day
 from hub.services.rooms import RoomInput
@@ -33,8 +33,7 @@ def seed(runtime: HubRuntime, db: Session) -> bool:
     if db.scalar(select(Room.id).limit(1)) is not None:
         return False
     for slug, name in (("sozialamt", "Sozialamt"), ("buergerbuero", "Bürgerbüro")):
-        db.add(Department(slug=slug, name=name))
-    db.commit()
+        runtime.departments.create_department(db, slug, name)
     office = _hours("07:30-12:30, 13:30-18:00", WEEKDAYS_ONLY)
     rooms = [
         ("empfang", "Empfang", "reception", "open", None, Schedule()),
@@ -54,7 +53,6 @@ def seed(runtime: HubRuntime, db: Session) -> bool:
         runtime.rooms.create(
             db, slug, RoomInput(name, kind, policy, dept, enabled=True, schedule=schedule)
         )
-    departments = {d.slug: d for d in db.scalars(select(Department))}
     categories = [
         ("grundsicherung", "Grundsicherung und Sozialhilfe", "Basic income support", "sozialamt"),
         ("wohngeld", "Wohngeld", "Housing benefit", "sozialamt"),
@@ -62,18 +60,8 @@ def seed(runtime: HubRuntime, db: Session) -> bool:
         ("meldewesen", "An-, Um- und Abmeldung", "Registering an address", "buergerbuero"),
         ("sonstiges", "Sonstiges Anliegen", "Something else", "buergerbuero"),
     ]
-    for position, (slug, name_de, name_en, dept) in enumerate(categories):
-        db.add(
-            Category(
-                slug=slug,
-                name_de=name_de,
-                name_en=name_en,
-                department_id=departments[dept].id,
-                active=True,
-                position=position,
-            )
-        )
-    db.commit()
+    for slug, name_de, name_en, dept in categories:
+        runtime.departments.create_category(db, slug, name_de, name_en, dept)
     return True
 
 

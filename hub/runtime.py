@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
+from types import MappingProxyType
 
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,12 +21,21 @@ from hub.live import LiveFeed
 from hub.mqtt_bridge import MqttBridge
 from hub.queue_feed import QueueFeed
 from hub.services.calls import MB, CallService, DocumentLimits, TurnSettings
+from hub.services.departments import DepartmentService
 from hub.services.devices import DeviceService, device_view
 from hub.services.reception import ReceptionService
 from hub.services.rooms import RoomService
 from hub.services.users import UserService
 from hub.ticker import Ticker
-from protocol.payloads import DeviceState, HubEvent, Knock, RoomStatus, Signal, format_time
+from protocol.payloads import (
+    DeviceState,
+    HubEvent,
+    HubEventKind,
+    Knock,
+    RoomStatus,
+    Signal,
+    format_time,
+)
 
 log = logging.getLogger(__name__)
 ROOMS_TOPIC = "rooms"
@@ -80,8 +92,15 @@ class HubRuntime:
             ca_file=settings.device_ca_file,
             enroll_rate=settings.enroll_rate,
         )
-        self.rooms = RoomService(self.clock, settings.zone, settings.status_ttl, self.bridge)
+        self.rooms = RoomService(
+            self.clock,
+            settings.zone,
+            settings.status_ttl,
+            self.bridge,
+            notify_presence=self._notify_user("presence"),
+        )
         self.users = UserService(self.clock)
+        self.departments = DepartmentService()
         self.reception = ReceptionService(
             self.clock,
             settings.zone,
@@ -98,9 +117,8 @@ class HubRuntime:
             notify=lambda ref: self.bridge.publish_event(HubEvent(kind="call", ref=ref)),
             sync_room=self.rooms.sync,
             set_dnd=self.rooms.set_dnd,
-            notify_user=lambda user_id: self.bridge.publish_event(
-                HubEvent(kind="colleague", ref=staff_topic(user_id))
-            ),
+            notify_user=self._notify_user("colleague"),
+            send_signal=self.bridge.publish_signal,
             limits=DocumentLimits(
                 per_call=settings.documents_per_call,
                 bytes_per_call=settings.documents_mb_per_call * MB,
@@ -122,6 +140,12 @@ class HubRuntime:
         self._closed = False
         self._last_knock: dict[str, float] = {}
         self._last_purge = 0.0
+
+    def _notify_user(self, kind: HubEventKind) -> Callable[[int], None]:
+        """Tell one staff member's pages, in every hub process, that `kind` changed."""
+        return lambda user_id: self.bridge.publish_event(
+            HubEvent(kind=kind, ref=staff_topic(user_id))
+        )
 
     def start(self) -> None:
         """Connect to the broker and start the background ticker."""
@@ -195,8 +219,8 @@ class HubRuntime:
         if event.kind == "call":
             self.live.publish(f"call:{event.ref}", {"type": "call", "session": event.ref})
             return
-        if event.kind == "colleague" and event.ref:
-            self.live.publish(event.ref, {"type": "brought"})
+        if event.kind in STAFF_NOTICES and event.ref:
+            self.live.publish(event.ref, {"type": STAFF_NOTICES[event.kind]})
             return
         self.queue_feed.push(event.kind, event.ref)
 
@@ -233,6 +257,10 @@ class HubRuntime:
         self.engine.dispose()
 
 
+# Events for one staff member's pages, by the kind of hub event that brings them.
+STAFF_NOTICES: Mapping[str, str] = MappingProxyType({"colleague": "brought", "presence": "mine"})
+
+
 def staff_topic(user_id: int) -> str:
     """The live topic (and event reference) of one staff member's own notices."""
     return f"staff-{user_id}"
@@ -240,3 +268,8 @@ def staff_topic(user_id: int) -> str:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def current_runtime() -> HubRuntime:
+    """The runtime of the app that handles the current request."""
+    return current_app.extensions["empfang"]

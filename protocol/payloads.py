@@ -599,9 +599,10 @@ def home_assistant_discovery(
     }
 
 
-# "colleague": a host brought a staff member (ref `staff-<user id>`) into a conversation.
-HubEventKind = Literal["queue", "ticket", "call", "colleague"]
-HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket", "call", "colleague")
+# "colleague": a host brought a staff member (ref `staff-<user id>`) into a conversation;
+# "presence": the rooms a staff member (ref `staff-<user id>`) is checked in to changed.
+HubEventKind = Literal["queue", "ticket", "call", "colleague", "presence"]
+HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket", "call", "colleague", "presence")
 
 
 @dataclass(frozen=True)

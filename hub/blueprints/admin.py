@@ -9,7 +9,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     g,
     redirect,
@@ -18,14 +17,13 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from hub import validation
 from hub.auth import admin_required
 from hub.db import get_db
-from hub.errors import Conflict, NotFound, ServiceError, ValidationError
-from hub.models import ROOM_KINDS, ROOM_POLICIES, Category, Department, Room
-from hub.runtime import HubRuntime
+from hub.errors import ServiceError
+from hub.models import ROOM_KINDS, ROOM_POLICIES, Department, Room
+from hub.runtime import current_runtime
 from hub.schedule import WEEKDAYS, Schedule, schedule_from_form
 from hub.stats import report, tickets_since, to_csv
 from hub.svgchart import bar_chart
@@ -33,12 +31,8 @@ from hub.svgchart import bar_chart
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
-
-
 def _departments() -> list[Department]:
-    return list(get_db().scalars(select(Department).order_by(Department.name)))
+    return current_runtime().departments.list_departments(get_db())
 
 
 def _weekday_names() -> tuple[str, ...]:
@@ -168,7 +162,7 @@ def index() -> Any:
 @admin_required
 def rooms() -> Any:
     """List rooms with their state and switches."""
-    runtime = _runtime()
+    runtime = current_runtime()
     all_rooms = runtime.rooms.list_rooms(get_db())
     return render_template(
         "admin/rooms.html",
@@ -185,7 +179,7 @@ def new_room() -> Any:
     if request.method != "POST":  # GET and HEAD only show the page
         return _room_form(None, {"enabled": "on", "kind": "consultation", "policy": "knock"}, None)
     form = request.form.to_dict()
-    service = _runtime().rooms
+    service = current_runtime().rooms
     try:
         data = service.parse_input(form, schedule_from_form(form))
         service.create(get_db(), form.get("slug", ""), data)
@@ -200,7 +194,7 @@ def new_room() -> Any:
 @admin_required
 def edit_room(slug: str) -> Any:
     """Edit a room's settings and opening hours."""
-    service = _runtime().rooms
+    service = current_runtime().rooms
     room = service.get(get_db(), slug)
     if request.method != "POST":  # GET and HEAD only show the page
         return _room_form(room, _form_from_room(room), None)
@@ -221,7 +215,7 @@ def edit_room(slug: str) -> Any:
 def set_enabled(slug: str) -> Any:
     """Open (switch on) or close (switch off) a room."""
     on = validation.flag(request.form.get("enabled"), "enabled")
-    _runtime().rooms.set_enabled(get_db(), slug, on)
+    current_runtime().rooms.set_enabled(get_db(), slug, on)
     flash(_("Raum geöffnet.") if on else _("Raum geschlossen."))
     return redirect(url_for("admin.rooms"))
 
@@ -230,7 +224,7 @@ def set_enabled(slug: str) -> Any:
 @admin_required
 def delete_room(slug: str) -> Any:
     """Delete a room."""
-    _runtime().rooms.delete(get_db(), slug)
+    current_runtime().rooms.delete(get_db(), slug)
     flash(_("Raum %(slug)s gelöscht.", slug=slug))
     return redirect(url_for("admin.rooms"))
 
@@ -239,14 +233,10 @@ def delete_room(slug: str) -> Any:
 @admin_required
 def new_department() -> Any:
     """Create a department."""
-    db = get_db()
-    slug = validation.slug(request.form.get("slug", ""), "department_slug")
-    name = validation.text(request.form.get("name"), "department_name", max_len=200)
-    if db.scalar(select(Department.id).where(Department.slug == slug)) is not None:
-        raise Conflict(f"a department {slug!r} exists already", "department_slug")
-    db.add(Department(slug=slug, name=name))
-    db.commit()
-    flash(_("Fachbereich „%(name)s“ angelegt.", name=name))
+    made = current_runtime().departments.create_department(
+        get_db(), request.form.get("slug", ""), request.form.get("name")
+    )
+    flash(_("Fachbereich „%(name)s“ angelegt.", name=made.name))
     return redirect(url_for("admin.rooms"))
 
 
@@ -256,7 +246,7 @@ def users() -> Any:
     """List staff accounts."""
     return render_template(
         "admin/users.html",
-        users=_runtime().users.list_users(get_db()),
+        users=current_runtime().users.list_users(get_db()),
         departments=_departments(),
         error=None,
         form={},
@@ -267,7 +257,7 @@ def users() -> Any:
 @admin_required
 def new_user() -> Any:
     """Create a staff account; the password is shown once."""
-    service = _runtime().users
+    service = current_runtime().users
     form = request.form.to_dict()
     try:
         created = service.create(
@@ -295,7 +285,7 @@ def new_user() -> Any:
 @admin_required
 def edit_user(user_id: int) -> Any:
     """Change an account's name, admin flag or disabled flag."""
-    runtime, db = _runtime(), get_db()
+    runtime, db = current_runtime(), get_db()
     affected = runtime.rooms.checked_in_rooms(db, runtime.users.get(db, user_id))
     runtime.users.update(
         db,
@@ -307,10 +297,8 @@ def edit_user(user_id: int) -> Any:
     )
     for slug in affected:  # a disabled account leaves its rooms
         runtime.rooms.sync(db, slug)
-    chosen = set(request.form.getlist("departments"))
     user = runtime.users.get(db, user_id)
-    user.departments = [d for d in _departments() if d.slug in chosen]
-    db.commit()
+    runtime.departments.set_queues(db, user, request.form.getlist("departments"))
     flash(_("Konto gespeichert."))
     return redirect(url_for("admin.users"))
 
@@ -319,7 +307,7 @@ def edit_user(user_id: int) -> Any:
 @admin_required
 def reset_password(user_id: int) -> Any:
     """Give an account a new generated password, shown once."""
-    service = _runtime().users
+    service = current_runtime().users
     password = service.reset_password(get_db(), user_id)
     return render_template(
         "admin/password.html",
@@ -335,7 +323,7 @@ def categories() -> Any:
     """Concern categories citizens choose from, each leading to a department's queue."""
     return render_template(
         "admin/categories.html",
-        categories=_runtime().reception.categories(get_db(), active_only=False),
+        categories=current_runtime().reception.categories(get_db(), active_only=False),
         departments=_departments(),
     )
 
@@ -344,29 +332,12 @@ def categories() -> Any:
 @admin_required
 def new_category() -> Any:
     """Create a concern category."""
-    db = get_db()
-    slug = validation.slug(request.form.get("slug", ""), "category_slug")
-    name_de = validation.text(request.form.get("name_de"), "name_de", max_len=120)
-    name_en = validation.text(request.form.get("name_en"), "name_en", max_len=120, required=False)
-    dept_slug = validation.slug(request.form.get("department", ""), "department")
-    dept = db.scalar(select(Department).where(Department.slug == dept_slug))
-    if dept is None:
-        raise ValidationError("department", f"no department {dept_slug!r}")
-    if db.scalar(select(Category.id).where(Category.slug == slug)) is not None:
-        raise Conflict(f"a category {slug!r} exists already", "category_slug")
-    position = len(_runtime().reception.categories(db, active_only=False))
-    db.add(
-        Category(
-            slug=slug,
-            name_de=name_de,
-            name_en=name_en,
-            department_id=dept.id,
-            active=True,
-            position=position,
-        )
-    )
-    db.commit()
-    flash(_("Anliegen „%(name)s“ angelegt.", name=name_de))
+    form = request.form
+    made = current_runtime().departments.create_category(
+        get_db(), form.get("slug", ""), form.get("name_de"), form.get("name_en"),
+        form.get("department", ""),
+    )  # fmt: skip
+    flash(_("Anliegen „%(name)s“ angelegt.", name=made.name_de))
     return redirect(url_for("admin.categories"))
 
 
@@ -374,12 +345,8 @@ def new_category() -> Any:
 @admin_required
 def category_active(slug: str) -> Any:
     """Offer a category to citizens, or stop offering it."""
-    db = get_db()
-    category = db.scalar(select(Category).where(Category.slug == slug))
-    if category is None:
-        raise NotFound(f"no category {slug!r}", "category")
-    category.active = validation.flag(request.form.get("active"), "active")
-    db.commit()
+    active = validation.flag(request.form.get("active"), "active")
+    current_runtime().departments.set_category_active(get_db(), slug, active)
     return redirect(url_for("admin.categories"))
 
 
@@ -387,7 +354,7 @@ def category_active(slug: str) -> Any:
 @admin_required
 def stats() -> Any:
     """Tickets per day and waiting times per department and hour, as server-side charts."""
-    runtime = _runtime()
+    runtime = current_runtime()
     zone = runtime.settings.zone
     today = runtime.clock.now().astimezone(zone).date()
     since = runtime.clock.now() - timedelta(days=30)
@@ -416,7 +383,7 @@ def stats() -> Any:
 @admin_required
 def stats_csv() -> Any:
     """The visits of the last 30 days as CSV (statistical fields only)."""
-    since = _runtime().clock.now() - timedelta(days=30)
+    since = current_runtime().clock.now() - timedelta(days=30)
     body = to_csv(tickets_since(get_db(), since))
     return Response(
         body,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, g, jsonify
 from flask_wtf.csrf import generate_csrf
 
 from hub import schemas
@@ -12,15 +12,11 @@ from hub.apispec import STAFF, body, document, given, operation
 from hub.auth import admin_required, login_required
 from hub.db import get_db
 from hub.models import Room
-from hub.runtime import HubRuntime
+from hub.runtime import HubRuntime, current_runtime
 from hub.schedule import Schedule, schedule_from_api, schedule_to_api
 from protocol.errors import PayloadError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 def room_json(runtime: HubRuntime, room: Room) -> dict[str, Any]:
@@ -51,7 +47,7 @@ def _status(runtime: HubRuntime, room: Room) -> dict[str, Any] | None:
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """The OpenAPI 3 description of this API."""
-    return jsonify(document(_runtime().version))
+    return jsonify(document(current_runtime().version))
 
 
 @bp.get("/session")
@@ -75,7 +71,7 @@ def session_info() -> Any:
 @operation(200, schemas.RoomList)
 def list_rooms() -> Any:
     """Every room with its status (no personal data: states and counts only)."""
-    runtime = _runtime()
+    runtime = current_runtime()
     return jsonify(rooms=[room_json(runtime, r) for r in runtime.rooms.list_rooms(get_db())])
 
 
@@ -83,12 +79,12 @@ def list_rooms() -> Any:
 @operation(200, schemas.RoomBody, errors=(404,))
 def get_room(slug: str) -> Any:
     """One room with its status."""
-    runtime = _runtime()
+    runtime = current_runtime()
     return jsonify(room_json(runtime, runtime.rooms.get(get_db(), slug)))
 
 
 def _room_input(data: dict[str, Any]) -> Any:
-    service = _runtime().rooms
+    service = current_runtime().rooms
     return service.parse_input(data, schedule_from_api(data.get("opening_hours")))
 
 
@@ -98,7 +94,7 @@ def _room_input(data: dict[str, Any]) -> Any:
 def create_room() -> Any:
     """Create a room (admins)."""
     data = given(body())
-    runtime = _runtime()
+    runtime = current_runtime()
     status = runtime.rooms.create(get_db(), data.get("slug", ""), _room_input(data))
     return jsonify(room_json(runtime, runtime.rooms.get(get_db(), status.room))), 201
 
@@ -110,7 +106,7 @@ def create_room() -> Any:
 )
 def update_room(slug: str) -> Any:
     """Change a room's settings (admins); fields left out keep their value."""
-    runtime = _runtime()
+    runtime = current_runtime()
     db = get_db()
     room = runtime.rooms.get(db, slug)
     current = room_json(runtime, room)
@@ -126,7 +122,7 @@ def update_room(slug: str) -> Any:
 @operation(204, None, errors=(401, 403, 404, 409), security=STAFF)
 def delete_room(slug: str) -> Any:
     """Delete a room (admins)."""
-    _runtime().rooms.delete(get_db(), slug)
+    current_runtime().rooms.delete(get_db(), slug)
     return "", 204
 
 
@@ -135,7 +131,7 @@ def delete_room(slug: str) -> Any:
 @operation(200, schemas.RoomStatusBody, errors=(401, 404, 409), security=STAFF)
 def check_in(slug: str) -> Any:
     """Check the caller in to the room."""
-    status = _runtime().rooms.check_in(get_db(), slug, g.user)
+    status = current_runtime().rooms.check_in(get_db(), slug, g.user)
     return jsonify(status.to_dict())
 
 
@@ -144,7 +140,7 @@ def check_in(slug: str) -> Any:
 @operation(200, schemas.RoomStatusBody, errors=(401, 404, 409), security=STAFF)
 def check_out(slug: str) -> Any:
     """Check the caller out of the room."""
-    status = _runtime().rooms.check_out(get_db(), slug, g.user)
+    status = current_runtime().rooms.check_out(get_db(), slug, g.user)
     return jsonify(status.to_dict())
 
 
@@ -155,7 +151,7 @@ def check_out(slug: str) -> Any:
 )
 def set_dnd(slug: str) -> Any:
     """Set or clear do-not-disturb: body {"dnd": true|false}."""
-    status = _runtime().rooms.set_dnd(get_db(), slug, body().dnd)
+    status = current_runtime().rooms.set_dnd(get_db(), slug, body().dnd)
     return jsonify(status.to_dict())
 
 
@@ -170,5 +166,5 @@ def set_dnd(slug: str) -> Any:
 )
 def set_enabled(slug: str) -> Any:
     """Switch a room on or off (admins): body {"enabled": true|false}."""
-    status = _runtime().rooms.set_enabled(get_db(), slug, body().enabled)
+    status = current_runtime().rooms.set_enabled(get_db(), slug, body().enabled)
     return jsonify(status.to_dict())

@@ -24,7 +24,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
@@ -33,21 +32,16 @@ from hub.apispec import operation
 from hub.auth import login_required, same_origin
 from hub.db import get_db, session_scope
 from hub.error_texts import friendly
-from hub.errors import Forbidden, NotFound, ServiceError, ValidationError
-from hub.live import RESYNC, Subscription
+from hub.errors import NotFound, ServiceError, ValidationError
+from hub.live import Subscription
+from hub.live_socket import Channel, live_route, pump, release_request_db
 from hub.models import ChatMessage, Document, Participant, Room
-from hub.runtime import HubRuntime
+from hub.runtime import HubRuntime, current_runtime
 from hub.services.calls import MAX_DOCUMENT, MB, Credentials, _hash, file_too_large
 from hub.services.calls import display_time as iso
-from protocol.payloads import Signal
 
 bp = Blueprint("calls", __name__)
-sock = Sock()
 KEYS = "call_keys"  # participant id -> secret, kept in the signed session cookie
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 def remember(creds: Credentials) -> Any:
@@ -63,7 +57,7 @@ def _key_for(participant: str) -> str | None:
 
 
 def _participant(public_id: str) -> Participant:
-    return _runtime().calls.authenticate(get_db(), public_id, _key_for(public_id))
+    return current_runtime().calls.authenticate(get_db(), public_id, _key_for(public_id))
 
 
 # ---- joining ----------------------------------------------------------------------
@@ -71,7 +65,7 @@ def _participant(public_id: str) -> Participant:
 @login_required
 def host_ticket(public_id: str) -> Any:
     """The serving staff member opens the call with the admitted citizen."""
-    runtime = _runtime()
+    runtime = current_runtime()
     ticket = runtime.reception.by_public_id(get_db(), public_id)
     return remember(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
 
@@ -79,7 +73,7 @@ def host_ticket(public_id: str) -> Any:
 @bp.get("/empfang/t/<token>/call")
 def guest_ticket(token: str) -> Any:
     """The admitted citizen enters their call."""
-    runtime = _runtime()
+    runtime = current_runtime()
     ticket = runtime.reception.by_token(get_db(), token)
     return remember(runtime.calls.join_ticket_as_guest(get_db(), ticket))
 
@@ -88,7 +82,7 @@ def guest_ticket(token: str) -> Any:
 @login_required
 def join_session(session_id: str) -> Any:
     """A staff member enters a conversation a host brought them into."""
-    return remember(_runtime().calls.join_session(get_db(), session_id, g.user))
+    return remember(current_runtime().calls.join_session(get_db(), session_id, g.user))
 
 
 def _room(slug: str) -> Room:
@@ -101,7 +95,7 @@ def _room(slug: str) -> Room:
 @bp.route("/r/<slug>", methods=["GET", "POST"])
 def room(slug: str) -> Any:
     """A permanent room: staff walk in; guests give a name and enter or knock."""
-    runtime = _runtime()
+    runtime = current_runtime()
     target = _room(slug)
     if g.user is not None and request.method == "POST":
         return remember(runtime.calls.join_room(get_db(), target, user=g.user))
@@ -123,7 +117,7 @@ def room(slug: str) -> Any:
 @bp.route("/join/<token>", methods=["GET", "POST"])
 def invited(token: str) -> Any:
     """An external participant joins by invitation link."""
-    runtime = _runtime()
+    runtime = current_runtime()
     invite = runtime.calls.invite_by_token(get_db(), token)
     if request.method != "POST":  # GET and HEAD only show the page
         return render_template("calls/invited.html", invite=invite, error=None)
@@ -144,7 +138,7 @@ def kiosk_join(token: str) -> Any:
     /call/{participant}/live?k=KEY: messages `state`, `signal`, `ended`; send `signal`,
     `chat`, `ping`, `leave`) and STUN/TURN servers with time-limited credentials.
     """
-    runtime = _runtime()
+    runtime = current_runtime()
     ticket = runtime.reception.by_token(get_db(), token)
     creds = runtime.calls.join_ticket_as_guest(get_db(), ticket)
     pid = creds.participant.public_id
@@ -160,7 +154,7 @@ def kiosk_join(token: str) -> Any:
 @bp.get("/call/<participant>")
 def page(participant: str) -> Any:
     """The call: video tiles, controls, chat, documents and (for staff) host tools."""
-    runtime = _runtime()
+    runtime = current_runtime()
     me = _participant(participant)
     rooms = list(get_db().scalars(select(Room).where(Room.kind != "reception").order_by(Room.name)))
     config = {
@@ -187,7 +181,7 @@ def upload(participant: str) -> Any:
     file = request.files.get("file")
     if file is None:
         raise ServiceError("no file", "file", code="document.missing")
-    document = _runtime().calls.upload(get_db(), me, file.filename, file.stream)
+    document = current_runtime().calls.upload(get_db(), me, file.filename, file.stream)
     return jsonify(id=document.public_id, filename=document.filename, size=document.size), 201
 
 
@@ -214,7 +208,7 @@ def allow_large_uploads() -> None:
 def download(participant: str, document: str) -> Any:
     """Download a document shared in this call (participants only)."""
     me = _participant(participant)
-    found, path = _runtime().calls.document(get_db(), me, document)
+    found, path = current_runtime().calls.document(get_db(), me, document)
     if not path.is_file():
         raise NotFound("the document is gone", "document")
     response = send_file(
@@ -228,7 +222,7 @@ def download(participant: str, document: str) -> Any:
 def revoke_invite(participant: str, invite_id: int) -> Any:
     """Withdraw an invitation link (staff)."""
     me = _participant(participant)
-    _runtime().calls.revoke(get_db(), me, invite_id)
+    current_runtime().calls.revoke(get_db(), me, invite_id)
     return "", 204
 
 
@@ -239,7 +233,7 @@ def invite(participant: str) -> Any:
     body = request.get_json(silent=True) if request.is_json else request.form
     if not isinstance(body, Mapping):
         raise ValidationError("body", "must be a JSON object", code="request.not_object")
-    invitation, token = _runtime().calls.invite(get_db(), me, body.get("label"))
+    invitation, token = current_runtime().calls.invite(get_db(), me, body.get("label"))
     link = url_for("calls.invited", token=token, _external=True)
     qr = segno.make(link, error="m").svg_inline(scale=4, title="QR-Code der Einladung")
     return jsonify(
@@ -325,14 +319,12 @@ def _handle(
     """One message from a participant's page; refusals go back to that page only."""
     kind = message.get("type")
     with session_scope(runtime.sessions) as db:
-        me = db.scalar(select(Participant).where(Participant.public_id == participant_id))
-        if me is None or me.left_at is not None:
-            raise Forbidden("you are no longer in this call", "participant")
         calls = runtime.calls
+        me = calls.present(db, participant_id)
         if kind == "ping":
             calls.heartbeat(db, me)
         elif kind == "signal":
-            _relay(runtime, db, me, message)
+            calls.signal(db, me, message.get("to"), message.get("kind"), message.get("data"))
         elif kind == "chat":
             calls.chat(db, me, message.get("text"))
         elif kind == "admit":
@@ -349,29 +341,6 @@ def _handle(
             calls.leave(db, me)
         else:
             inbox.offer({"type": "error", "error": f"unknown message type {kind!r}"})
-
-
-def _relay(runtime: HubRuntime, db: Any, me: Participant, message: dict[str, Any]) -> None:
-    if not me.admitted:
-        raise Forbidden("you are not in the call yet", "participant")
-    to = message.get("to")
-    target = db.scalar(
-        select(Participant).where(
-            Participant.public_id == str(to),
-            Participant.session_id == me.session_id,
-            Participant.left_at.is_(None),
-            Participant.admitted.is_(True),
-        )
-    )
-    if target is None:
-        raise NotFound("no such participant in this call", "to")
-    data = message.get("data")
-    signal = Signal(
-        sender=me.public_id,
-        kind=str(message.get("kind")),
-        data=data if isinstance(data, dict) else {},
-    )
-    runtime.bridge.publish_signal(me.session.public_id, target.public_id, signal)
 
 
 def _reader(
@@ -398,10 +367,10 @@ def _reader(
     inbox.offer({"type": "closed"})
 
 
-@sock.route("/call/<participant>/live", bp=bp)
+@live_route(bp, "/call/<participant>/live")
 def live(ws: Any, participant: str) -> None:
     """The participant's live channel: state, signalling, chat; host actions."""
-    runtime = _runtime()
+    runtime = current_runtime()
     key = request.args.get("k") or _key_for(participant)
     with session_scope(runtime.sessions) as db:
         try:
@@ -415,9 +384,7 @@ def live(ws: Any, participant: str) -> None:
             ws.close(reason=1008, message="not a participant")
             return
         session_id = me.session.public_id
-    request_db = g.pop("db", None)
-    if request_db is not None:
-        request_db.close()
+    release_request_db()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     # Listen before announcing the arrival, so no offer sent in reply can be missed.
     with runtime.live.subscribe(f"call:{session_id}", f"participant:{participant}") as inbox:
@@ -426,35 +393,25 @@ def live(ws: Any, participant: str) -> None:
             channel = runtime.calls.connected(db, me)
         first = call_state(runtime, participant)
         first["ice_servers"] = runtime.turn.ice_servers(participant)
-        ws.send(json.dumps(first))
+        states = iter([first])  # the first snapshot carries the ICE servers, later ones not
+        live_channel = Channel(
+            topics=inbox.topics,  # subscribed above, before the arrival was announced
+            snapshot=lambda: next(states, None) or call_state(runtime, participant),
+            shape=lambda event: (
+                call_state(runtime, participant) if event.get("type") == "call" else event
+            ),
+            listen_only=False,
+            final=lambda payload: payload.get("type") in ("ended", "removed"),
+            gone=lambda event: event.get("type") == "closed",
+        )
         reader = threading.Thread(
             target=_reader, args=(ws, runtime, participant, inbox, app), daemon=True
         )
         reader.start()
         try:
-            _pump(ws, runtime, participant, inbox)
+            pump(ws, runtime, live_channel, inbox)
         finally:
             with session_scope(runtime.sessions) as db:
                 gone = db.scalar(select(Participant).where(Participant.public_id == participant))
                 if gone is not None:
                     runtime.calls.disconnected(db, gone, channel)
-
-
-def _pump(ws: Any, runtime: HubRuntime, participant: str, inbox: Subscription) -> None:
-    while ws.connected:
-        event = inbox.get(timeout=5)
-        if event is None:
-            continue
-        if event.get("type") == "closed":
-            return
-        payload = (
-            call_state(runtime, participant)
-            if event is RESYNC or event.get("type") == "call"
-            else event
-        )
-        try:
-            ws.send(json.dumps(payload))
-        except ConnectionClosed:
-            return
-        if payload.get("type") in ("ended", "removed"):
-            return

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import segno
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     jsonify,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
-from flask_sock import Sock
-from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from werkzeug.routing import BaseConverter
 
@@ -32,23 +27,17 @@ from hub.auth import admin_required, client_address, same_origin
 from hub.blueprints.admin import admin_error
 from hub.db import get_db, session_scope
 from hub.errors import ServiceError
-from hub.live import RESYNC
-from hub.models import DEVICE_KINDS, Room, User
-from hub.runtime import DEVICES_TOPIC, HubRuntime
+from hub.live_socket import Account, Channel, live_route, serve
+from hub.models import DEVICE_KINDS, Room
+from hub.runtime import DEVICES_TOPIC, HubRuntime, current_runtime
 from hub.services.devices import MAX_LOCATION, NewCode, device_rooms, device_view
 from protocol.text import is_clean
 
 bp = Blueprint("devices", __name__)
-sock = Sock()
-ACCOUNT_RECHECK = 60.0  # seconds between checks that the streaming admin is still one
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 def _hub_url() -> str:
-    return _runtime().settings.public_url.rstrip("/") or request.url_root.rstrip("/")
+    return current_runtime().settings.public_url.rstrip("/") or request.url_root.rstrip("/")
 
 
 def _code_json(new: NewCode) -> dict[str, Any]:
@@ -69,7 +58,7 @@ def _count_enrollment_attempt() -> None:
     # Before the body is checked: a malformed guess counts against the limit as well
     # (what is not JSON at all is no attempt: it is refused as such).
     if request.endpoint == "devices.enroll" and request.is_json:
-        _runtime().devices.count_attempt(get_db(), client_address())
+        current_runtime().devices.count_attempt(get_db(), client_address())
 
 
 @bp.post("/api/v1/devices/enroll")
@@ -77,7 +66,7 @@ def _count_enrollment_attempt() -> None:
 def enroll() -> Any:
     """Spend a one-time code: the device receives its id and its own broker login."""
     data = given(body())
-    enrollment = _runtime().devices.enroll(
+    enrollment = current_runtime().devices.enroll(
         get_db(), data.get("code"), data.get("kind"), client_address()
     )
     response = jsonify(enrollment.to_dict())
@@ -99,7 +88,7 @@ def enroll() -> Any:
 )
 def api_list() -> Any:
     """Every device with its state (admins); ?kind= and ?location= filter."""
-    runtime = _runtime()
+    runtime = current_runtime()
     wanted = given(args())
     devices = runtime.devices.list_devices(get_db(), wanted.get("kind"), wanted.get("location"))
     now = runtime.clock.now()
@@ -117,7 +106,7 @@ def api_list() -> Any:
 )
 def api_create() -> Any:
     """Create a device (admins); the answer holds its one-time enrollment code."""
-    runtime = _runtime()
+    runtime = current_runtime()
     new = runtime.devices.create(get_db(), given(body()))
     response = jsonify({**device_view(new.device, runtime.clock.now()), **_code_json(new)})
     response.headers["Cache-Control"] = "no-store"
@@ -129,7 +118,7 @@ def api_create() -> Any:
 @operation(200, schemas.DeviceBody, errors=(401, 403, 404), security=ADMIN_READ)
 def api_get(device_id: str) -> Any:
     """One device (admins)."""
-    runtime = _runtime()
+    runtime = current_runtime()
     return jsonify(device_view(runtime.devices.get(get_db(), device_id), runtime.clock.now()))
 
 
@@ -144,7 +133,7 @@ def api_get(device_id: str) -> Any:
 )
 def api_update(device_id: str) -> Any:
     """Change a device's name, location or rooms (admins); the device follows at once."""
-    runtime = _runtime()
+    runtime = current_runtime()
     device = runtime.devices.update(get_db(), device_id, given(body()))
     return jsonify(device_view(device, runtime.clock.now()))
 
@@ -154,7 +143,7 @@ def api_update(device_id: str) -> Any:
 @operation(200, schemas.DeviceBody, errors=(401, 403, 404), security=STAFF)
 def api_revoke(device_id: str) -> Any:
     """Revoke a device (admins): its broker login is deleted and its session ends."""
-    runtime = _runtime()
+    runtime = current_runtime()
     device = runtime.devices.revoke(get_db(), device_id)
     return jsonify(device_view(device, runtime.clock.now()))
 
@@ -164,7 +153,7 @@ def api_revoke(device_id: str) -> Any:
 @operation(200, schemas.DeviceWithCode, errors=(401, 403, 404, 409), security=STAFF)
 def api_new_code(device_id: str) -> Any:
     """Issue a fresh enrollment code (admins), e.g. for a replaced memory card."""
-    runtime = _runtime()
+    runtime = current_runtime()
     new = runtime.devices.new_code(get_db(), device_id)
     response = jsonify({**device_view(new.device, runtime.clock.now()), **_code_json(new)})
     response.headers["Cache-Control"] = "no-store"
@@ -176,7 +165,7 @@ def api_new_code(device_id: str) -> Any:
 @operation(202, None, json=schemas.DeviceCommand, errors=(401, 403, 404, 409), security=STAFF)
 def api_command(device_id: str) -> Any:
     """Send reload or identify to a device (admins): body {"cmd": …}."""
-    _runtime().devices.command(get_db(), device_id, body().cmd)
+    current_runtime().devices.command(get_db(), device_id, body().cmd)
     return "", 202
 
 
@@ -226,7 +215,7 @@ def fleet_filters() -> dict[str, str]:
 
 
 def _fleet(error: str = "", form: dict[str, Any] | None = None, status: int = 200) -> Any:
-    runtime = _runtime()
+    runtime = current_runtime()
     filters = fleet_filters()
     kind, location = filters.get("kind", ""), filters.get("location", "")
     devices = runtime.devices.list_devices(get_db(), kind or None, location or None)
@@ -284,7 +273,7 @@ def create() -> Any:
     form = request.form.to_dict()
     data = {**form, "rooms": request.form.getlist("rooms")}
     try:
-        new = _runtime().devices.create(get_db(), data)
+        new = current_runtime().devices.create(get_db(), data)
     except ServiceError as exc:
         get_db().rollback()
         return _fleet(_form_error(exc), {**form, "rooms": data["rooms"]}, exc.status)
@@ -296,7 +285,7 @@ def create() -> Any:
 def set_rooms(device_id: str) -> Any:
     """Assign rooms; a running device follows within a second."""
     try:
-        _runtime().devices.set_rooms(get_db(), device_id, request.form.getlist("rooms"))
+        current_runtime().devices.set_rooms(get_db(), device_id, request.form.getlist("rooms"))
     except ServiceError as exc:
         get_db().rollback()
         return _fleet(_form_error(exc), status=exc.status)
@@ -308,7 +297,7 @@ def set_rooms(device_id: str) -> Any:
 @admin_required
 def revoke(device_id: str) -> Any:
     """Revoke a device: its broker access ends at once."""
-    _runtime().devices.revoke(get_db(), device_id)
+    current_runtime().devices.revoke(get_db(), device_id)
     flash(_("Gerät %(id)s gesperrt; es hat keinen Zugang mehr.", id=device_id))
     return redirect(url_for("devices.fleet", **fleet_filters()))
 
@@ -317,7 +306,7 @@ def revoke(device_id: str) -> Any:
 @admin_required
 def new_code(device_id: str) -> Any:
     """Issue a fresh enrollment code (the old one stops working)."""
-    return _code_page(_runtime().devices.new_code(get_db(), device_id), created=False)
+    return _code_page(current_runtime().devices.new_code(get_db(), device_id), created=False)
 
 
 @bp.post("/admin/devices/<device_id>/cmd")
@@ -325,7 +314,7 @@ def new_code(device_id: str) -> Any:
 def command(device_id: str) -> Any:
     """Send reload or identify to a device."""
     cmd = request.form.get("cmd")
-    _runtime().devices.command(get_db(), device_id, cmd)
+    current_runtime().devices.command(get_db(), device_id, cmd)
     names = {"reload": _("Neu laden"), "identify": _("Identifizieren")}
     flash(_("Befehl „%(cmd)s“ an %(id)s gesendet.", cmd=names.get(str(cmd), cmd), id=device_id))
     return redirect(url_for("devices.fleet", **fleet_filters()))
@@ -344,14 +333,6 @@ def _refuse_live_without_admin() -> Any:
     return None
 
 
-def _still_admin(runtime: HubRuntime, user_id: int, fingerprint: str | None) -> bool:
-    with session_scope(runtime.sessions) as db:
-        user = db.get(User, user_id)
-        return bool(
-            user and user.is_admin and not user.disabled and user.password_hash[-16:] == fingerprint
-        )
-
-
 def _snapshot(runtime: HubRuntime) -> dict[str, Any]:
     with session_scope(runtime.sessions) as db:
         now = runtime.clock.now()
@@ -361,28 +342,14 @@ def _snapshot(runtime: HubRuntime) -> dict[str, Any]:
         }
 
 
-@sock.route("/admin/devices/live", bp=bp)
+@live_route(bp, "/admin/devices/live")
 def live(ws: Any) -> None:
     """Push every reported device state to the fleet page as JSON."""
-    runtime = _runtime()
-    user_id, fingerprint = g.user.id, session.get("pw")
-    request_db = g.pop("db", None)
-    if request_db is not None:
-        request_db.close()  # a long-lived stream must not hold a database connection
-    with runtime.live.subscribe(DEVICES_TOPIC) as sub:
-        ws.send(json.dumps(_snapshot(runtime)))
-        last_check = time.monotonic()
-        while ws.connected:
-            event = sub.get(timeout=5)
-            if time.monotonic() - last_check > ACCOUNT_RECHECK:
-                if not _still_admin(runtime, user_id, fingerprint):
-                    ws.close(reason=1008, message="admins only")
-                    return
-                last_check = time.monotonic()
-            if event is None:
-                continue
-            payload = _snapshot(runtime) if event is RESYNC else event
-            try:
-                ws.send(json.dumps(payload))
-            except ConnectionClosed:
-                break
+    runtime = current_runtime()
+    channel = Channel(
+        topics=[DEVICES_TOPIC],
+        snapshot=lambda: _snapshot(runtime),
+        account=Account.current(admin=True),
+        refusal="admins only",
+    )
+    serve(ws, runtime, channel)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     jsonify,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_sock import Sock
-from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,18 +27,13 @@ from hub.auth import login_required, same_origin
 from hub.blueprints.calls import remember as remember_call
 from hub.db import get_db, session_scope
 from hub.errors import ServiceError
+from hub.live_socket import Account, Channel, Refused, live_route, serve
 from hub.models import Department, Ticket, User
 from hub.queue_feed import QUEUE_TOPIC
-from hub.runtime import HubRuntime
+from hub.runtime import HubRuntime, current_runtime
 from hub.ticket_view import forwarded_to
 
 bp = Blueprint("queue", __name__)
-sock = Sock()
-ACCOUNT_RECHECK = 60.0
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 def ticket_json(ticket: Ticket, now: Any) -> dict[str, Any]:
@@ -65,7 +54,7 @@ def ticket_json(ticket: Ticket, now: Any) -> dict[str, Any]:
 
 
 def _context(db: Session, user: User) -> dict[str, Any]:
-    runtime = _runtime()
+    runtime = current_runtime()
     service = runtime.reception
     return {
         "waiting": service.queue_for(db, user),
@@ -93,7 +82,7 @@ def page() -> Any:
 
 
 def _act(public_id: str, action: str, form: Mapping[str, Any]) -> Ticket:
-    service = _runtime().reception
+    service = current_runtime().reception
     db, user = get_db(), g.user
     if action == "admit":
         return service.admit(db, public_id, user, form.get("room") or None)
@@ -138,7 +127,7 @@ def act(public_id: str, action: str) -> Any:
     try:
         ticket = _act(public_id, action, request.form)
         if action == "admit":  # admitting opens the call at once
-            runtime = _runtime()
+            runtime = current_runtime()
             return remember_call(runtime.calls.join_ticket_as_host(get_db(), ticket, g.user))
     except ServiceError as exc:
         get_db().rollback()
@@ -181,8 +170,8 @@ def queue_error(exc: ServiceError) -> str:
 @operation(200, schemas.QueueLists, errors=(401,), security=STAFF_READ)
 def api_list() -> Any:
     """Waiting and served tickets of the caller's queues."""
-    db, now = get_db(), _runtime().clock.now()
-    service = _runtime().reception
+    db, now = get_db(), current_runtime().clock.now()
+    service = current_runtime().reception
     return jsonify(
         waiting=[ticket_json(t, now) for t in service.queue_for(db, g.user)],
         serving=[ticket_json(t, now) for t in service.serving_for(db, g.user)],
@@ -202,7 +191,7 @@ def api_act(public_id: str, action: str) -> Any:
     """Staff action on a ticket: admit {room}, forward {department | colleague, note},
     return, end {outcome}, message {text}."""
     ticket = _act(public_id, action, given(body()))
-    return jsonify(ticket_json(ticket, _runtime().clock.now()))
+    return jsonify(ticket_json(ticket, current_runtime().clock.now()))
 
 
 @bp.before_request
@@ -219,7 +208,7 @@ def _render_list(runtime: HubRuntime, user_id: int) -> dict[str, Any]:
     with session_scope(runtime.sessions) as db:
         user = db.get(User, user_id)
         if user is None or user.disabled:
-            return {}
+            raise Refused
         context = _context(db, user)
         return {
             "type": "queue",
@@ -229,34 +218,19 @@ def _render_list(runtime: HubRuntime, user_id: int) -> dict[str, Any]:
         }
 
 
-@sock.route("/staff/queue/live", bp=bp)
+@live_route(bp, "/staff/queue/live")
 def live(ws: Any) -> None:
-    """Push the rendered queue whenever any ticket changed, in any hub process."""
-    runtime = _runtime()
-    user_id, fingerprint = g.user.id, session.get("pw")
-    request_db = g.pop("db", None)
-    if request_db is not None:
-        request_db.close()
-    with runtime.live.subscribe(QUEUE_TOPIC) as sub:
-        ws.send(json.dumps(_render_list(runtime, user_id)))
-        checked = time.monotonic()
-        while ws.connected:
-            event = sub.get(timeout=2)
-            if time.monotonic() - checked > ACCOUNT_RECHECK:
-                with session_scope(runtime.sessions) as db:
-                    user = db.get(User, user_id)
-                    if not user or user.disabled or user.password_hash[-16:] != fingerprint:
-                        ws.close(reason=1008, message="login required")
-                        return
-                checked = time.monotonic()
-            # Waiting times tick on the page itself; re-render only on real changes.
-            if event is None:
-                continue
-            payload = _render_list(runtime, user_id)
-            if not payload:
-                ws.close(reason=1008, message="login required")
-                return
-            try:
-                ws.send(json.dumps(payload))
-            except ConnectionClosed:
-                break
+    """Push the rendered queue whenever any ticket changed, in any hub process.
+
+    Waiting times tick on the page itself; the list is rendered again only on changes.
+    """
+    runtime = current_runtime()
+    user_id = g.user.id
+    channel = Channel(
+        topics=[QUEUE_TOPIC],
+        snapshot=lambda: _render_list(runtime, user_id),
+        shape=lambda _event: _render_list(runtime, user_id),
+        account=Account.current(),
+        wait=2.0,
+    )
+    serve(ws, runtime, channel)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import (
     Blueprint,
     abort,
-    current_app,
-    g,
     make_response,
     redirect,
     render_template,
@@ -18,25 +15,18 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_sock import Sock
-from simple_websocket import ConnectionClosed
 
 from hub.auth import client_address, same_origin
 from hub.db import get_db, session_scope
 from hub.errors import NotFound, ServiceError
-from hub.live import RESYNC
+from hub.live_socket import Channel, live_route, serve
 from hub.queue_feed import ticket_topic
-from hub.runtime import HubRuntime
+from hub.runtime import HubRuntime, current_runtime
 from hub.services.reception import MAX_DESCRIPTION, MAX_NAME, Place
 from hub.ticket_view import ticket_view
 
 bp = Blueprint("reception", __name__, url_prefix="/empfang")
-sock = Sock()
 TICKET_COOKIE = "empfang_ticket"
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 def friendly_error(exc: ServiceError) -> str:
@@ -66,7 +56,7 @@ def _language() -> str:
 
 
 def _privacy_notice() -> str:
-    settings = _runtime().settings
+    settings = current_runtime().settings
     custom = settings.privacy_notice_en if _language() == "en" else settings.privacy_notice_de
     return custom or _(
         "Wir verwenden Ihren Namen und Ihre Beschreibung nur, um Ihr Anliegen zu bearbeiten. "
@@ -81,7 +71,7 @@ def _current_ticket_token() -> str | None:
     if not token:
         return None
     try:
-        ticket = _runtime().reception.by_token(get_db(), token)
+        ticket = current_runtime().reception.by_token(get_db(), token)
     except NotFound:
         return None
     return token if ticket.status != "ended" else None
@@ -94,7 +84,7 @@ def landing() -> Any:
 
 
 def _landing(form: dict[str, str] | None, error: str | None, status: int) -> Any:
-    runtime = _runtime()
+    runtime = current_runtime()
     db = get_db()
     info = runtime.reception.info(db)
     return render_template(
@@ -113,7 +103,7 @@ def _landing(form: dict[str, str] | None, error: str | None, status: int) -> Any
 @bp.post("/")
 def register() -> Any:
     """Take a ticket and go to the waiting page."""
-    runtime = _runtime()
+    runtime = current_runtime()
     form = request.form.to_dict()
     try:
         new = runtime.reception.create(
@@ -151,7 +141,7 @@ def privacy() -> Any:
 @bp.get("/t/<token>")
 def waiting(token: str) -> Any:
     """The waiting page: live position, estimate, messages, leave."""
-    runtime = _runtime()
+    runtime = current_runtime()
     db = get_db()
     try:
         ticket = runtime.reception.by_token(db, token)
@@ -169,7 +159,7 @@ def waiting(token: str) -> Any:
 @bp.post("/t/<token>/leave")
 def leave(token: str) -> Any:
     """Leave the queue."""
-    runtime = _runtime()
+    runtime = current_runtime()
     db = get_db()
     try:
         ticket = runtime.reception.by_token(db, token)
@@ -189,49 +179,31 @@ def _refuse_foreign_live() -> Any:
 
 
 def stream_ticket(ws: Any, token: str) -> None:
-    """Push a citizen's ticket view whenever it may have changed; the channel is read-only."""
-    runtime = _runtime()
+    """Push a citizen's ticket view whenever it changed; the channel is read-only."""
+    runtime = current_runtime()
     with session_scope(runtime.sessions) as db:
         public_id = runtime.reception.by_token(db, token).public_id
-    request_db = g.pop("db", None)
-    if request_db is not None:
-        request_db.close()
-    # Subscribe before reading the view, so that no change falls between the two.
-    with runtime.live.subscribe(ticket_topic(public_id)) as sub:
-        last = _fresh_view(runtime, token, None)
-        ws.send(json.dumps({"type": "ticket", **last}))
-        while ws.connected:
-            if _refuse_input(ws):
-                continue
-            event = sub.get(timeout=1)
-            if event is None:
-                continue
-            view = _next_view(runtime, token, last, event)
-            if view == last:
-                continue
-            last = view
-            try:
-                ws.send(json.dumps({"type": "ticket", **view}))
-            except ConnectionClosed:
-                break
+    last: dict[str, Any] = {}
 
+    def snapshot() -> dict[str, Any]:
+        last["view"] = _fresh_view(runtime, token, None)
+        return {"type": "ticket", **last["view"]}
 
-def _refuse_input(ws: Any) -> bool:
-    # Citizens only listen here: anything they send is refused, and changes nothing.
-    try:
-        data = ws.receive(timeout=0)
-    except ConnectionClosed:
-        return False
-    if data is None:
-        return False
-    ws.send(json.dumps({"type": "error", "error": "this channel is read-only"}))
-    return True
+    def shape(event: dict[str, Any]) -> dict[str, Any] | None:
+        view = _next_view(runtime, token, last["view"], event)
+        if view == last["view"]:
+            return None
+        last["view"] = view
+        return {"type": "ticket", **view}
+
+    channel = Channel(topics=[ticket_topic(public_id)], snapshot=snapshot, shape=shape, wait=1.0)
+    serve(ws, runtime, channel)
 
 
 def _next_view(
     runtime: HubRuntime, token: str, last: dict[str, Any], event: dict[str, Any]
 ) -> dict[str, Any]:
-    if event is RESYNC or event.get("own"):
+    if event.get("own"):
         return _fresh_view(runtime, token, event.get("place"))
     place = event.get("place")
     if place is None or last["status"] != "waiting":
@@ -248,7 +220,7 @@ def _fresh_view(runtime: HubRuntime, token: str, place: list[Any] | None) -> dic
         return ticket_view(runtime.reception, db, ticket, known)
 
 
-@sock.route("/t/<token>/live", bp=bp)
+@live_route(bp, "/t/<token>/live")
 def live(ws: Any, token: str) -> None:
     """The waiting page's live channel."""
     try:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask_babel import get_locale
-from flask_sock import Sock
 
 from hub import schemas
 from hub.apispec import body, given, operation
@@ -14,24 +13,20 @@ from hub.auth import client_address
 from hub.blueprints.reception import stream_ticket
 from hub.db import get_db
 from hub.errors import NotFound
-from hub.runtime import HubRuntime
+from hub.live_socket import live_route
+from hub.runtime import current_runtime
 from hub.ticket_view import ticket_view
 from hub.validation import slug
 from protocol.payloads import format_time
 
 bp = Blueprint("reception_api", __name__, url_prefix="/api/v1/reception")
-sock = Sock()
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 @bp.get("")
 @operation(200, schemas.ReceptionInfo)
 def info() -> Any:
     """Open or closed, waiting count, estimate and the concern categories."""
-    runtime = _runtime()
+    runtime = current_runtime()
     db = get_db()
     state = runtime.reception.info(db)
     lang = str(get_locale() or "de")
@@ -59,7 +54,7 @@ def create_ticket() -> Any:
     data = given(body())
     device = data.get("device")
     source = slug(device, "device") if device is not None else "web"
-    runtime = _runtime()
+    runtime = current_runtime()
     new = runtime.reception.create(
         get_db(),
         name=data.get("name"),
@@ -76,7 +71,7 @@ def create_ticket() -> Any:
 
 
 def _ticket(token: str) -> Any:
-    return _runtime().reception.by_token(get_db(), token)
+    return current_runtime().reception.by_token(get_db(), token)
 
 
 @bp.get("/tickets/<token>")
@@ -84,7 +79,7 @@ def _ticket(token: str) -> Any:
 def get_ticket(token: str) -> Any:
     """The ticket's status, position, estimate and messages."""
     ticket = _ticket(token)
-    return jsonify(ticket_view(_runtime().reception, get_db(), ticket))
+    return jsonify(ticket_view(current_runtime().reception, get_db(), ticket))
 
 
 @bp.delete("/tickets/<token>")
@@ -92,11 +87,11 @@ def get_ticket(token: str) -> Any:
 def leave(token: str) -> Any:
     """Leave the queue."""
     ticket = _ticket(token)
-    _runtime().reception.leave(get_db(), ticket)
-    return jsonify(ticket_view(_runtime().reception, get_db(), ticket))
+    current_runtime().reception.leave(get_db(), ticket)
+    return jsonify(ticket_view(current_runtime().reception, get_db(), ticket))
 
 
-@sock.route("/tickets/<token>/live", bp=bp)
+@live_route(bp, "/tickets/<token>/live")
 def live(ws: Any, token: str) -> None:
     """Live updates of one ticket as JSON messages of type "ticket"."""
     try:

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
-from flask_sock import Sock
-from simple_websocket import ConnectionClosed
 
 from hub.auth import login_required, same_origin
 from hub.db import get_db, session_scope
-from hub.live import RESYNC
+from hub.live_socket import Account, Channel, live_route, serve
 from hub.models import User
-from hub.runtime import ROOMS_TOPIC, HubRuntime, staff_topic
+from hub.runtime import ROOMS_TOPIC, HubRuntime, current_runtime, staff_topic
 from hub.validation import flag
 
 bp = Blueprint("rooms", __name__)
-ACCOUNT_RECHECK = 60.0  # seconds between checks that a streaming account is still allowed
-sock = Sock()
-
-
-def _runtime() -> HubRuntime:
-    return current_app.extensions["empfang"]
 
 
 def room_snapshot(runtime: HubRuntime) -> dict[str, Any]:
@@ -53,7 +41,7 @@ def room_snapshot(runtime: HubRuntime) -> dict[str, Any]:
 @login_required
 def board() -> Any:
     """The room board."""
-    runtime = _runtime()
+    runtime = current_runtime()
     db = get_db()
     rooms = runtime.rooms.list_rooms(db)
     now = runtime.clock.now()
@@ -90,7 +78,7 @@ def _brought_event(runtime: HubRuntime, user_id: int) -> dict[str, Any]:
 @login_required
 def check_in(slug: str) -> Any:
     """Check the current staff member in to a room."""
-    _runtime().rooms.check_in(get_db(), slug, g.user)
+    current_runtime().rooms.check_in(get_db(), slug, g.user)
     return redirect(url_for("rooms.board") + f"#room-{slug}")
 
 
@@ -98,7 +86,7 @@ def check_in(slug: str) -> Any:
 @login_required
 def check_out(slug: str) -> Any:
     """Check the current staff member out of a room."""
-    _runtime().rooms.check_out(get_db(), slug, g.user)
+    current_runtime().rooms.check_out(get_db(), slug, g.user)
     return redirect(url_for("rooms.board") + f"#room-{slug}")
 
 
@@ -107,7 +95,7 @@ def check_out(slug: str) -> Any:
 def dnd(slug: str) -> Any:
     """Set or clear do-not-disturb on a room."""
     on = flag(request.form.get("dnd"), "dnd")
-    _runtime().rooms.set_dnd(get_db(), slug, on)
+    current_runtime().rooms.set_dnd(get_db(), slug, on)
     flash(_("Bitte nicht stören ist an.") if on else _("Bitte nicht stören ist aus."))
     return redirect(url_for("rooms.board") + f"#room-{slug}")
 
@@ -123,47 +111,32 @@ def _refuse_live_without_login() -> Any:
     return None
 
 
-def _still_allowed(runtime: HubRuntime, user_id: int, fingerprint: str | None) -> bool:
-    with session_scope(runtime.sessions) as db:
-        user = db.get(User, user_id)
-        return bool(user and not user.disabled and user.password_hash[-16:] == fingerprint)
-
-
 def _mine(runtime: HubRuntime, user_id: int) -> list[str]:
     with session_scope(runtime.sessions) as db:
         return sorted(runtime.rooms.checked_in_rooms_of(db, user_id))
 
 
-@sock.route("/rooms/live", bp=bp)
+@live_route(bp, "/rooms/live")
 def live(ws: Any) -> None:
-    """Push every room status change to a staff page as JSON."""
-    runtime = _runtime()
-    user_id, fingerprint = g.user.id, session.get("pw")
-    request_db = g.pop("db", None)
-    if request_db is not None:
-        request_db.close()  # a long-lived stream must not hold a database connection
-    with runtime.live.subscribe(ROOMS_TOPIC, staff_topic(user_id)) as sub:
-        ws.send(json.dumps({**room_snapshot(runtime), "mine": _mine(runtime, user_id)}))
-        last_check = time.monotonic()
-        while ws.connected:
-            event = sub.get(timeout=5)
-            if time.monotonic() - last_check > ACCOUNT_RECHECK:
-                if not _still_allowed(runtime, user_id, fingerprint):
-                    ws.close(reason=1008, message="login required")
-                    return
-                last_check = time.monotonic()
-            if event is None:
-                continue
-            if event is RESYNC:
-                payload = {**room_snapshot(runtime), "mine": _mine(runtime, user_id)}
-            elif event["type"] == "brought":
-                payload = _brought_event(runtime, user_id)
-            elif event["type"] == "room":
-                # Whether this staff member is in the room is theirs alone, never on MQTT.
-                payload = {**event, "mine": _mine(runtime, user_id)}
-            else:
-                payload = event
-            try:
-                ws.send(json.dumps(payload))
-            except ConnectionClosed:
-                break
+    """Push every room status change to a staff page as JSON.
+
+    Whether this staff member is in a room is theirs alone, never on MQTT: it comes as a
+    "mine" event on their own live topic whenever their presences change.
+    """
+    runtime = current_runtime()
+    user_id = g.user.id
+
+    def shape(event: dict[str, Any]) -> dict[str, Any]:
+        if event["type"] == "brought":
+            return _brought_event(runtime, user_id)
+        if event["type"] == "mine":
+            return {"type": "mine", "mine": _mine(runtime, user_id)}
+        return event
+
+    channel = Channel(
+        topics=[ROOMS_TOPIC, staff_topic(user_id)],
+        snapshot=lambda: {**room_snapshot(runtime), "mine": _mine(runtime, user_id)},
+        shape=shape,
+        account=Account.current(),
+    )
+    serve(ws, runtime, channel)

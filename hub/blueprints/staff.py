@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from hub.auth import client_address, safe_next
+from hub.auth import client_address, fingerprint, safe_next
 from hub.db import get_db
 from hub.errors import ServiceError
 
@@ -44,7 +44,7 @@ def login() -> Any:
     session.clear()
     session.permanent = True
     session["user_id"] = user.id
-    session["pw"] = user.password_hash[-16:]
+    session["pw"] = fingerprint(user)
     return redirect(target)
 
 

@@ -36,6 +36,7 @@ from hub.models import (
     Ticket,
     User,
 )
+from protocol.payloads import Signal
 from protocol.text import BAD_CHARS
 
 log = logging.getLogger(__name__)
@@ -156,12 +157,14 @@ class CallService:
         notify_user: Callable[[int], None] = lambda _user_id: None,
         *,
         limits: DocumentLimits,
+        send_signal: Callable[[str, str, Signal], None] = lambda _session, _to, _signal: None,
     ) -> None:
         self.clock = clock
         self.documents_dir = documents_dir
         self.limits = limits
         self._notify = notify
         self._notify_user = notify_user
+        self._send_signal = send_signal
         self._sync_room = sync_room
         self._set_dnd = set_dnd
 
@@ -184,6 +187,36 @@ class CallService:
         if found.left_at is not None or found.session.ended_at is not None:
             raise Forbidden("this call has ended for you", "participant")
         return found
+
+    def present(self, db: Session, public_id: str) -> Participant:
+        """The participant behind a live channel, while still in the call, or Forbidden."""
+        found = db.scalar(select(Participant).where(Participant.public_id == public_id))
+        if found is None or found.left_at is not None:
+            raise Forbidden("you are no longer in this call", "participant")
+        return found
+
+    def signal(
+        self, db: Session, sender: Participant, to: object, kind: object, data: object
+    ) -> None:
+        """Relay a WebRTC message between two admitted participants of the same call."""
+        if not sender.admitted:
+            raise Forbidden("you are not in the call yet", "participant")
+        target = db.scalar(
+            select(Participant).where(
+                Participant.public_id == str(to),
+                Participant.session_id == sender.session_id,
+                Participant.left_at.is_(None),
+                Participant.admitted.is_(True),
+            )
+        )
+        if target is None:
+            raise NotFound("no such participant in this call", "to")
+        message = Signal(
+            sender=sender.public_id,
+            kind=str(kind),
+            data=data if isinstance(data, dict) else {},
+        )
+        self._send_signal(sender.session.public_id, target.public_id, message)
 
     def active(self, session: CallSession) -> list[Participant]:
         """Participants who are in the call now (admitted and connected)."""

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,8 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a sc
 CODE_GROUPS, CODE_GROUP_LEN = 4, 4  # 16 characters of 5 bits: 80 bits
 CODE_LIFETIME = timedelta(hours=24)
 RATE_WINDOW = timedelta(minutes=10)
+# A state seen this recently was recorded by another hub process hearing the same message.
+SEEN_BY_ANOTHER = timedelta(seconds=2)
 COMMANDS = ("reload", "identify")
 MAX_NAME = 200
 MAX_LOCATION = 200
@@ -515,12 +517,29 @@ class DeviceService:
                 device.kind,
             )
             return None
-        device.online = state.state == "online"
-        if device.online or not retained:
-            device.last_seen = self.clock.now()
+        now = self.clock.now()
+        values: dict[str, Any] = {"online": state.state == "online"}
+        if values["online"] or not retained:
+            values["last_seen"] = now
         if state.version is not None:
-            device.version = state.version
-        if device.online:
-            device.telemetry_json = json.dumps(dict(state.telemetry), sort_keys=True)
+            values["version"] = state.version
+        if values["online"]:
+            values["telemetry_json"] = json.dumps(dict(state.telemetry), sort_keys=True)
+        # Every hub process hears every state; the first one records it, the others find
+        # it recorded already (the same values, seen moments ago) and write nothing.
+        differs = [
+            getattr(Device, key).is_distinct_from(value)
+            for key, value in values.items()
+            if key != "last_seen"
+        ]
+        if "last_seen" in values:
+            differs += [Device.last_seen.is_(None), Device.last_seen < now - SEEN_BY_ANOTHER]
+        db.execute(
+            update(Device)
+            .where(Device.id == device.id, or_(*differs))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
         db.commit()
+        db.refresh(device)
         return device

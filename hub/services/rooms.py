@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -60,11 +60,20 @@ class RoomInput:
 class RoomService:
     """Owns every change to rooms; commits first, then publishes the new status."""
 
-    def __init__(self, clock: Clock, zone: Any, ttl: int, publisher: StatusPublisher) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        zone: Any,
+        ttl: int,
+        publisher: StatusPublisher,
+        notify_presence: Callable[[int], None] = lambda _user_id: None,
+    ) -> None:
         self.clock = clock
         self.zone = zone
         self.ttl = ttl
         self.publisher = publisher
+        # Tells a staff member's own pages that the rooms they are checked in to changed.
+        self.notify_presence = notify_presence
         # Serialises read-then-publish inside this process so a republish never
         # overtakes a newer status on its way out.
         self._publish_lock = threading.Lock()
@@ -274,6 +283,8 @@ class RoomService:
                 db.commit()
             except IntegrityError:
                 db.rollback()  # a second click raced the first: already present
+            else:
+                self.notify_presence(user.id)
         return self._after_change(db, slug)
 
     def check_out(self, db: Session, slug: str, user: User) -> RoomStatus:
@@ -285,6 +296,7 @@ class RoomService:
         if presence is not None:
             db.delete(presence)
             db.commit()
+            self.notify_presence(user.id)
         return self._after_change(db, slug)
 
     def set_dnd(self, db: Session, slug: str, on: bool) -> RoomStatus:
@@ -366,10 +378,13 @@ class RoomService:
         """Switch a room on or off (off shows as closed)."""
         room = self.get(db, slug)
         room.enabled = enabled
+        left = [presence.user_id for presence in room.presences] if not enabled else []
         if not enabled:
             room.dnd = False
             room.presences.clear()  # a switched-off room has nobody in it
         db.commit()
+        for user_id in left:
+            self.notify_presence(user_id)
         return self._after_change(db, slug)
 
     def delete(self, db: Session, slug: str) -> None:

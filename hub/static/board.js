@@ -117,6 +117,67 @@ function showBrought(calls) {
   brought.hidden = calls.length === 0;
 }
 
+// The buttons act through the JSON API and the page changes with the live event that
+// follows, without a reload. When the API refuses, the form is sent as it is, so the
+// board page itself explains why (in the page's language).
+const ACTIONS = {
+  checkin: (room) => ["POST", `/api/v1/rooms/${encodeURIComponent(room)}/checkin`, undefined],
+  checkout: (room) => ["POST", `/api/v1/rooms/${encodeURIComponent(room)}/checkout`, undefined],
+  "dnd-on": (room) => ["PUT", `/api/v1/rooms/${encodeURIComponent(room)}/dnd`, { dnd: true }],
+  "dnd-off": (room) => ["PUT", `/api/v1/rooms/${encodeURIComponent(room)}/dnd`, { dnd: false }],
+};
+// After an action, the button that undoes it gets the focus once the event shows it.
+const OPPOSITE = { checkin: "checkout", checkout: "checkin", "dnd-on": "dnd-off", "dnd-off": "dnd-on" };
+
+board.addEventListener("submit", async (event) => {
+  const form = event.target.closest("form[data-action]");
+  const card = form?.closest("[data-room]");
+  if (!card || !(form.dataset.action in ACTIONS)) return;
+  event.preventDefault();
+  const action = form.dataset.action;
+  const [method, url, body] = ACTIONS[action](card.dataset.room);
+  const button = form.querySelector("button");
+  button.disabled = true;
+  let done = false;
+  try {
+    const response = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        "X-CSRFToken": form.querySelector('[name="csrf_token"]').value,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    done = response.ok;
+  } catch {
+    done = false;
+  }
+  button.disabled = false;
+  if (!done) {
+    form.submit();
+    return;
+  }
+  const name = card.querySelector("h2").textContent;
+  document.getElementById("announce").textContent = texts.done[action].replace("{name}", () => name);
+  const undo = card.querySelector(`[data-action="${OPPOSITE[action]}"]`);
+  focusWhenShown(undo.querySelector("button"), undo);
+});
+
+function focusWhenShown(button, form) {
+  if (!form.hidden) {
+    button.focus();
+    return;
+  }
+  const watch = new MutationObserver(() => {
+    if (form.hidden) return;
+    watch.disconnect();
+    button.focus();
+  });
+  watch.observe(form, { attributes: true, attributeFilter: ["hidden"] });
+  setTimeout(() => watch.disconnect(), 10000);
+}
+
 openLive({
   path: "/rooms/live",
   indicator: live,

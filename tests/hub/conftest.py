@@ -1,13 +1,15 @@
-"""Browser fixtures for hub tests (one headless Chromium per test module)."""
+"""Fixtures for hub tests: one headless Chromium per test module, the hub over HTTP."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.support.browser import launch_chromium
+from tests.support.hubserver import LiveServer, serve_http
 
 
 @pytest.fixture(scope="module")
@@ -23,3 +25,10 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[LiveServer]:
+    """The test's hub over real HTTP (for WebSockets and browsers)."""
+    with serve_http(app) as server:
+        yield server

@@ -14,11 +14,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from hub.db import session_scope
+from hub.runtime import HubRuntime
 from protocol import topics
 from protocol.payloads import Knock
 from tests.conftest import Account, create_room, log_in
 from tests.support.browser import TIMEOUT_MS, PageLog, browser_context, log_in_page
-from tests.support.hubserver import LiveServer
+from tests.support.hubserver import LiveServer, serve_http
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.browser
@@ -43,16 +45,6 @@ PROBE_LIVE = """
   });
 })
 """
-
-
-@contextmanager
-def served(app: Flask) -> Iterator[LiveServer]:
-    """The hub over real HTTP for the duration of the block."""
-    server = LiveServer(app).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @contextmanager
@@ -105,7 +97,7 @@ def test_board_follows_checkin_dnd_and_switch_off_live(
     create_room(client, token, "empfang", name="Empfang Kreishaus", kind="reception")
     headers = {"X-CSRFToken": token}
 
-    with served(app) as server, board_page(browser, server, staff) as (page, log):
+    with serve_http(app) as server, board_page(browser, server, staff) as (page, log):
         card = page.locator("#room-sozialamt-2")
         occupants = card.locator("[data-role='occupants']")
         expect(card_label(page, "sozialamt-2")).to_have_text("Frei")
@@ -161,7 +153,7 @@ def test_deleted_room_disappears_from_open_board(
     create_room(client, token, "weg", name="Altbau – Zimmer 12")
     create_room(client, token, "bleibt", name="Neubau – Zimmer 3")
 
-    with served(app) as server, board_page(browser, server, staff) as (page, log):
+    with serve_http(app) as server, board_page(browser, server, staff) as (page, log):
         expect(page.locator("#room-weg")).to_have_count(1)
         mark_page(page)
         loads_before = len(log.loads)
@@ -186,7 +178,7 @@ def test_anonymous_visitor_gets_login_and_no_live_feed(
     client, token = admin_client
     create_room(client, token, "jugendamt-4", name="Jugendamt – Zimmer 4")
 
-    with served(app) as server, browser_context(browser) as context:
+    with serve_http(app) as server, browser_context(browser) as context:
         page = context.new_page()
         page.goto(f"{server.url}/rooms")
         expect(page).to_have_url(
@@ -220,7 +212,7 @@ def test_own_checkin_elsewhere_and_knocks_show_live(
 ) -> None:
     client, token = admin_client
     create_room(client, token, "sozialamt-2", name="Sozialamt – Beratung 2")
-    with served(app) as server, board_page(browser, server, staff) as (page, log):
+    with serve_http(app) as server, board_page(browser, server, staff) as (page, log):
         card = page.locator("#room-sozialamt-2")
         mark_page(page)
         loads_before = len(log.loads)
@@ -251,3 +243,59 @@ def test_own_checkin_elsewhere_and_knocks_show_live(
         page.screenshot(path=str(SHOTS / "board-knock.png"), full_page=True)
         assert_not_reloaded(page, log, loads_before)
         assert log.errors == []
+
+
+def test_the_boards_buttons_act_without_a_reload(
+    browser: Browser,
+    app: Flask,
+    admin_client: tuple[FlaskClient, str],
+    staff: Account,
+    runtime: HubRuntime,
+) -> None:
+    client, token = admin_client
+    create_room(client, token, "sozialamt-2", name="Sozialamt – Beratung 2")
+    with serve_http(app) as server, board_page(browser, server, staff) as (page, log):
+        card = page.locator("#room-sozialamt-2")
+        mark_page(page)
+        loads_before = len(log.loads)
+        card.get_by_role("button", name=re.compile("^Ich bin hier")).click()
+        checkout = card.get_by_role("button", name=re.compile("^Auschecken"))
+        expect(checkout).to_be_visible(timeout=TIMEOUT_MS)
+        expect(checkout).to_be_focused()  # keyboard users go on from the button they need
+        expect(card_label(page, "sozialamt-2")).to_have_text("Besetzt")
+        expect(page.locator("#announce")).to_have_text("Eingecheckt: Sozialamt – Beratung 2")
+        card.get_by_role("button", name=re.compile("^Nicht stören")).click()
+        expect(card_label(page, "sozialamt-2")).to_have_text("Bitte nicht stören")
+        expect(card.get_by_role("button", name=re.compile("^Stören erlaubt"))).to_be_focused()
+        checkout.click()
+        expect(card.get_by_role("button", name=re.compile("^Ich bin hier"))).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
+        assert_not_reloaded(page, log, loads_before)
+        assert log.errors == []
+    with session_scope(runtime.sessions) as db:
+        room = runtime.rooms.get(db, "sozialamt-2")
+        assert room.presences == [] and room.dnd
+
+
+def test_a_refused_action_falls_back_to_the_page_that_says_why(
+    browser: Browser,
+    app: Flask,
+    admin_client: tuple[FlaskClient, str],
+    staff: Account,
+) -> None:
+    client, token = admin_client
+    create_room(client, token, "sozialamt-2", name="Sozialamt – Beratung 2")
+    with serve_http(app) as server, board_page(browser, server, staff) as (page, _log):
+        button = page.locator("#room-sozialamt-2 [data-action='checkin'] button")
+        client.put(
+            "/api/v1/rooms/sozialamt-2/enabled", json={"enabled": False},
+            headers={"X-CSRFToken": token},
+        )  # fmt: skip
+        expect(button).to_be_disabled(timeout=TIMEOUT_MS)
+        # A page that has not heard of it yet (its live channel was down) still offers it.
+        button.evaluate("(b) => { b.disabled = false; }")
+        button.click()
+        expect(page.get_by_text("Der Raum ist gerade geschlossen.")).to_be_visible(
+            timeout=TIMEOUT_MS
+        )

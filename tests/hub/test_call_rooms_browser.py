@@ -40,7 +40,7 @@ from tests.support.call_pages import (
     wait_audio_flowing,
     wait_remote_videos,
 )
-from tests.support.hubserver import LiveServer
+from tests.support.hubserver import LiveServer, serve_http
 from tests.support.mosquitto import Mosquitto
 from tests.support.reception import join_queues, setup_reception
 from tests.support.reception_pages import (
@@ -49,7 +49,6 @@ from tests.support.reception_pages import (
     public_id,
     register,
     screenshot,
-    served,
     ticket_card,
 )
 
@@ -122,7 +121,7 @@ def test_private_room_with_an_invited_interpreter_and_documents(
     pdf = small_pdf("Mietvertrag")
     logs: dict[str, PageLog] = {}
     with (
-        served(app) as server,
+        serve_http(app) as server,
         RoomWatch(mosquitto.url, "sozialamt-1") as first_room,
         RoomWatch(mosquitto.url, "sozialamt-2") as private_room,
         browser_context(browser) as citizen_ctx,
@@ -296,7 +295,7 @@ def test_knock_flow_in_a_permanent_room(
     erika = add_user(runtime, "erika")
     room = "sozialamt-1"
     with (
-        served(app) as server,
+        serve_http(app) as server,
         RoomWatch(mosquitto.url, room) as status,
         browser_context(browser) as staff_ctx,
         browser_context(browser) as guest_ctx,
@@ -489,7 +488,7 @@ def test_call_pages_are_accessible_in_german_and_english(
     erika = add_user(runtime, "erika")
     room = "sozialamt-1"
     with (
-        served(app) as server,
+        serve_http(app) as server,
         browser_context(browser) as staff_ctx,
         browser_context(browser) as guest_ctx,
         browser_context(browser) as visitor_ctx,

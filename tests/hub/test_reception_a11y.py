@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 from hub.runtime import HubRuntime
 from tests.conftest import add_user, log_in
 from tests.support.browser import TIMEOUT_MS, PageLog, browser_context
+from tests.support.hubserver import serve_http
 from tests.support.reception import join_queues, setup_reception
 from tests.support.reception_pages import (
     assert_accessible,
@@ -19,7 +20,6 @@ from tests.support.reception_pages import (
     open_queue,
     public_id,
     register,
-    served,
     staff_api,
     ticket_card,
 )
@@ -78,7 +78,7 @@ def test_citizen_pages_have_no_serious_violations(
     join_queues(runtime, "erika", "sozialamt")
     staff_csrf = log_in(staff, erika)
 
-    with served(app) as server, browser_context(browser) as context:
+    with serve_http(app) as server, browser_context(browser) as context:
         page = context.new_page()
         log = PageLog().watch(page)
 
@@ -122,7 +122,7 @@ def test_citizen_pages_have_no_serious_violations(
         assert log.errors == []
 
     close_reception(client, csrf)
-    with served(app) as server, browser_context(browser) as context:
+    with serve_http(app) as server, browser_context(browser) as context:
         page = context.new_page()
         log = PageLog().watch(page)
         page.goto(f"{server.url}/empfang/?lang={lang}")
@@ -149,7 +149,7 @@ def test_staff_queue_has_no_serious_violations(
     max_csrf = log_in(max_client, max_)
 
     with (
-        served(app) as server,
+        serve_http(app) as server,
         browser_context(browser) as citizen,
         browser_context(browser) as desk,
     ):
@@ -184,7 +184,7 @@ def test_staff_queue_has_no_serious_violations(
 def test_the_check_finds_violations(browser: Browser, app: Flask, runtime: HubRuntime) -> None:
     """The check itself works here (CSP, injection): a broken field on the page is reported."""
     setup_reception(runtime)
-    with served(app) as server, browser_context(browser) as context:
+    with serve_http(app) as server, browser_context(browser) as context:
         page = context.new_page()
         page.goto(f"{server.url}/empfang/")
         page.evaluate(

@@ -17,6 +17,7 @@ from hub.runtime import HubRuntime
 from tests.conftest import add_user
 from tests.support.browser import TIMEOUT_MS, PageLog, browser_context
 from tests.support.clock import ManualClock
+from tests.support.hubserver import serve_http
 from tests.support.reception import join_queues, setup_reception
 from tests.support.reception_pages import (
     WAITING_URL,
@@ -26,7 +27,6 @@ from tests.support.reception_pages import (
     public_id,
     register,
     screenshot,
-    served,
     ticket_card,
     wait_live,
 )
@@ -101,7 +101,7 @@ def test_two_citizens_two_staff_admit_forward_message_leave(
     # clock stands at the real time here (ten minutes back, then moved per arrival).
     clock.set(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10))
 
-    with served(app) as server, people(browser) as who:
+    with serve_http(app) as server, people(browser) as who:
         base = server.url
         anna, ben = who.page("anna"), who.page("ben")
 
@@ -290,7 +290,7 @@ def test_closed_hours_turn_citizens_away(
 ) -> None:
     setup_reception(runtime)
     client, csrf = admin_client
-    with served(app) as server, people(browser) as who:
+    with serve_http(app) as server, people(browser) as who:
         base = server.url
         # Someone starts filling in the form while the reception is still open ...
         late = who.page("late")

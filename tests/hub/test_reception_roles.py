@@ -208,16 +208,6 @@ def lobby(app: Flask, runtime: HubRuntime) -> Lobby:
     return Lobby(erika, anna, mallory, carl)
 
 
-@pytest.fixture
-def served(app: Flask) -> Iterator[LiveServer]:
-    """The app over real HTTP, for the WebSocket live channels."""
-    server = LiveServer(app).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 # ---- anonymous visitors and citizens never reach the staff side --------------------------------
 def _outsider(app: Flask, lobby: Lobby, who: str) -> tuple[FlaskClient, str]:
     """A browser and a valid CSRF token of its own session (so only the role is wrong)."""
@@ -318,7 +308,11 @@ def test_citizen_channel_is_read_only(
         assert first["ticket"] == lobby.mallory.ticket and first["position"] == 2
         ws.send(message if isinstance(message, str) else json.dumps(message))
         reply = receive_json(ws)
-        assert reply == {"type": "error", "error": "this channel is read-only"}
+        assert reply == {
+            "type": "error",
+            "code": "live.read_only",
+            "error": "this channel is read-only",
+        }
     assert snapshot(runtime) == before
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
 from werkzeug.serving import make_server
@@ -33,3 +35,13 @@ class LiveServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+@contextmanager
+def serve_http(app: Flask) -> Iterator[LiveServer]:
+    """The hub over real HTTP for the duration of the block."""
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()

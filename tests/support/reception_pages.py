@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
-from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import Account
 from tests.support.browser import TIMEOUT_MS, log_in_page
-from tests.support.hubserver import LiveServer
 
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 WAITING_URL = re.compile(r"/empfang/t/([A-Za-z0-9_-]{20,100})$")
 BLOCKING_IMPACTS = ("serious", "critical")
-
-
-@contextmanager
-def served(app: Flask) -> Iterator[LiveServer]:
-    """The hub over real HTTP for the duration of the block."""
-    server = LiveServer(app).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def register(
