@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final, Literal, NoReturn, cast
+from typing import Any, ClassVar, Final, Literal, NoReturn, TypeVar
 
 from protocol.errors import PayloadError
 from protocol.text import BAD_CHARS_REASON, is_clean
@@ -157,12 +157,6 @@ def _dump(obj: Mapping[str, object]) -> bytes:
     return text.encode("utf-8")
 
 
-def _require(obj: Mapping[str, object], key: str) -> object:
-    if key not in obj:
-        _fail(key, "required")
-    return obj[key]
-
-
 def _int(value: object, field: str, low: int = 0, high: int = _MAX_SAFE_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(field, "must be an integer")
@@ -183,10 +177,6 @@ def _text(value: object, field: str, max_len: int, *, allow_empty: bool = False)
     return value
 
 
-def _optional_text(value: object, field: str, max_len: int) -> str | None:
-    return None if value is None else _text(value, field, max_len)
-
-
 def _slug(value: object, field: str) -> str:
     if not isinstance(value, str) or not is_slug(value):
         _fail(field, "must be a lower-case slug of 1-64 characters a-z, 0-9 and '-'")
@@ -197,10 +187,6 @@ def _choice(value: object, field: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         _fail(field, f"must be one of {', '.join(choices)}")
     return str(value)
-
-
-def _room_state(value: object) -> RoomState:
-    return RoomState(_choice(value, "state", tuple(RoomState)))
 
 
 def _aware(value: object, field: str) -> datetime:
@@ -235,60 +221,120 @@ def _scalars(value: object, field: str) -> Mapping[str, object]:
     return MappingProxyType(out)
 
 
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
-
-
 def _check_size(payload: bytes, field: str) -> None:
     if len(payload) > MAX_PAYLOAD_BYTES:
         _fail(field, f"too large, the payload must stay within {MAX_PAYLOAD_BYTES} bytes")
 
 
-# --- payloads ---------------------------------------------------------------------------
+# --- one rule per field ----------------------------------------------------------------
+
+Check = Callable[[Any, str], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _as_is(value: object, _field: str) -> object:
+    return value
 
 
 @dataclass(frozen=True)
-class RoomStatus:
-    """The retained status of one room (``rooms/<room>/status``), published by the hub."""
+class Rule:
+    """How one field of a payload is checked, written to JSON and read from it.
 
-    room: str
-    name: str
-    state: RoomState
-    occupants: int
-    waiting: int
-    since: datetime
-    seq: int
-    updated: datetime
-    ttl: int
-    v: int = 1
+    `check` validates (and normalises) a value and is the only validation: the
+    constructor runs it, and `parse` only turns JSON into the value the check expects
+    (`load`, e.g. a time string into a datetime). `wire_required` fields must be on the
+    wire even where the constructor has a default (the version).
+    """
+
+    check: Check
+    dump: Callable[[Any], object] = _same
+    load: Check = _as_is
+    wire_required: bool = False
+
+
+def _rule(rule: Rule, **options: Any) -> Any:
+    """A dataclass field governed by `rule` (options as for dataclasses.field)."""
+    return field(metadata={"rule": rule}, **options)
+
+
+def _optional(rule: Rule) -> Rule:
+    """`rule`, or null."""
+    return Rule(
+        check=lambda v, f: None if v is None else rule.check(v, f),
+        dump=lambda v: None if v is None else rule.dump(v),
+        load=lambda v, f: None if v is None else rule.load(v, f),
+    )
+
+
+def _one_of(choices: tuple[str, ...]) -> Rule:
+    return Rule(check=lambda v, f: _choice(v, f, choices))
+
+
+def _count(low: int = 0, high: int = _MAX_SAFE_INT) -> Rule:
+    return Rule(check=lambda v, f: _int(v, f, low, high))
+
+
+def _version_one(message: str) -> Rule:
+    def check(value: object, field: str) -> int:
+        if isinstance(value, bool) or value != 1:
+            _fail(field, message)
+        return 1
+
+    return Rule(check=check, wire_required=True)
+
+
+def _object(value: object, field: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        _fail(field, "must be an object")
+    return value
+
+
+_SLUG: Final = Rule(check=_slug)
+_TIME_RULE: Final = Rule(check=_aware, dump=format_time, load=parse_time)
+_NAME_RULE: Final = Rule(check=lambda v, f: _text(v, f, _MAX_NAME))
+_VERSION_TEXT: Final = _optional(Rule(check=lambda v, f: _text(v, f, _MAX_VERSION)))
+_STATE_RULE: Final = Rule(
+    check=lambda v, f: RoomState(_choice(v, f, tuple(RoomState))), dump=lambda s: s.value
+)
+# A flat object of scalars (telemetry, command arguments), frozen; null reads as empty.
+_SCALARS_RULE: Final = Rule(check=_scalars, dump=dict, load=lambda v, _f: {} if v is None else v)
+
+P = TypeVar("P", bound="Payload")
+
+
+class Payload:
+    """A payload whose fields each declare their rule (``_rule(...)`` metadata).
+
+    From the rules alone come validation on construction, ``to_dict``/``to_json`` in
+    field order, and ``parse``: unknown keys are ignored, a missing key takes the
+    field's default or is refused as required. `_check` holds rules across fields.
+    """
+
+    size_field: ClassVar[str | None] = None  # named when the payload is too large
 
     def __post_init__(self) -> None:
-        """Validate every field and normalise state and times."""
-        if isinstance(self.v, bool) or self.v != 1:
-            _fail("v", "unsupported version, must be 1")
-        _slug(self.room, "room")
-        _text(self.name, "name", _MAX_NAME)
-        _set(self, "state", _room_state(self.state))
-        _int(self.occupants, "occupants")
-        _int(self.waiting, "waiting")
-        _set(self, "since", _aware(self.since, "since"))
-        _int(self.seq, "seq")
-        _set(self, "updated", _aware(self.updated, "updated"))
-        _int(self.ttl, "ttl", 1, _MAX_TTL)
+        """Check (and normalise) every field, then the rules across fields."""
+        for f in fields(self):  # type: ignore[arg-type]
+            value = f.metadata["rule"].check(getattr(self, f.name), f.name)
+            object.__setattr__(self, f.name, value)
+        self._check()
+        if self.size_field is not None and len(self.to_json()) > MAX_PAYLOAD_BYTES:
+            _fail(
+                self.size_field,
+                f"too large, the payload must stay within {MAX_PAYLOAD_BYTES} bytes",
+            )
+
+    def _check(self) -> None:
+        """Rules across fields (none unless a payload has some)."""
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON-ready dict in wire key order."""
         return {
-            "v": self.v,
-            "room": self.room,
-            "name": self.name,
-            "state": self.state.value,
-            "occupants": self.occupants,
-            "waiting": self.waiting,
-            "since": format_time(self.since),
-            "seq": self.seq,
-            "updated": format_time(self.updated),
-            "ttl": self.ttl,
+            f.name: f.metadata["rule"].dump(getattr(self, f.name))
+            for f in fields(self)  # type: ignore[arg-type]
         }
 
     def to_json(self) -> bytes:
@@ -296,23 +342,36 @@ class RoomStatus:
         return _dump(self.to_dict())
 
     @classmethod
-    def parse(cls, data: bytes | str) -> RoomStatus:
+    def parse(cls: type[P], data: bytes | str) -> P:
         """Parse a payload, or raise PayloadError naming the offending field."""
         obj = _load(data)
-        v = _require(obj, "v")
-        if isinstance(v, bool) or v != 1:
-            _fail("v", "unsupported version, must be 1")
-        return cls(
-            room=_slug(_require(obj, "room"), "room"),
-            name=_text(_require(obj, "name"), "name", _MAX_NAME),
-            state=_room_state(_require(obj, "state")),
-            occupants=_int(_require(obj, "occupants"), "occupants"),
-            waiting=_int(_require(obj, "waiting"), "waiting"),
-            since=parse_time(_require(obj, "since"), "since"),
-            seq=_int(_require(obj, "seq"), "seq"),
-            updated=parse_time(_require(obj, "updated"), "updated"),
-            ttl=_int(_require(obj, "ttl"), "ttl", 1, _MAX_TTL),
-        )
+        values: dict[str, object] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            rule: Rule = f.metadata["rule"]
+            if f.name in obj:
+                values[f.name] = rule.load(obj[f.name], f.name)
+            elif rule.wire_required or (f.default is MISSING and f.default_factory is MISSING):
+                _fail(f.name, "required")
+        return cls(**values)
+
+
+# --- payloads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomStatus(Payload):
+    """The retained status of one room (``rooms/<room>/status``), published by the hub."""
+
+    v: int = _rule(_version_one("unsupported version, must be 1"), default=1, kw_only=True)
+    room: str = _rule(_SLUG)
+    name: str = _rule(_NAME_RULE)
+    state: RoomState = _rule(_STATE_RULE)
+    occupants: int = _rule(_count())
+    waiting: int = _rule(_count())
+    since: datetime = _rule(_TIME_RULE)
+    seq: int = _rule(_count())
+    updated: datetime = _rule(_TIME_RULE)
+    ttl: int = _rule(_count(1, _MAX_TTL))
 
     def is_stale(self, now: datetime) -> bool:
         """Return True when ``updated`` is more than ``ttl`` seconds before ``now``."""
@@ -330,33 +389,11 @@ class RoomStatus:
 
 
 @dataclass(frozen=True)
-class HubState:
+class HubState(Payload):
     """The retained hub state (``hub/state``); the hub's last will says offline."""
 
-    state: Availability
-    version: str | None = None
-
-    def __post_init__(self) -> None:
-        """Validate every field."""
-        _choice(self.state, "state", _AVAILABILITY)
-        _optional_text(self.version, "version", _MAX_VERSION)
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON-ready dict."""
-        return {"state": self.state, "version": self.version}
-
-    def to_json(self) -> bytes:
-        """Return the compact UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> HubState:
-        """Parse a payload, or raise PayloadError naming the offending field."""
-        obj = _load(data)
-        return cls(
-            state=cast(Availability, _choice(_require(obj, "state"), "state", _AVAILABILITY)),
-            version=_optional_text(obj.get("version"), "version", _MAX_VERSION),
-        )
+    state: Availability = _rule(_one_of(_AVAILABILITY))
+    version: str | None = _rule(_VERSION_TEXT, default=None)
 
     @classmethod
     def offline_json(cls, version: str | None = None) -> bytes:
@@ -365,85 +402,31 @@ class HubState:
 
 
 @dataclass(frozen=True)
-class Knock:
+class Knock(Payload):
     """A knock on a room's door from a display or light button (``rooms/<room>/knock``)."""
 
-    device: str
-    at: datetime
-
-    def __post_init__(self) -> None:
-        """Validate every field and normalise the time."""
-        _slug(self.device, "device")
-        _set(self, "at", _aware(self.at, "at"))
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON-ready dict."""
-        return {"device": self.device, "at": format_time(self.at)}
-
-    def to_json(self) -> bytes:
-        """Return the compact UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> Knock:
-        """Parse a payload, or raise PayloadError naming the offending field."""
-        obj = _load(data)
-        return cls(
-            device=_slug(_require(obj, "device"), "device"),
-            at=parse_time(_require(obj, "at"), "at"),
-        )
+    device: str = _rule(_SLUG)
+    at: datetime = _rule(_TIME_RULE)
 
 
 @dataclass(frozen=True)
-class DeviceState:
+class DeviceState(Payload):
     """The retained state of a device (``devices/<id>/state``); its last will says offline.
 
     ``telemetry`` is a flat JSON object of at most 50 keys with string, number, boolean
     or null values. ``kind`` is required while the device is online.
     """
 
-    state: Availability
-    kind: DeviceKind | None = None
-    version: str | None = None
-    telemetry: Mapping[str, object] = field(default_factory=dict, hash=False)
+    size_field: ClassVar[str | None] = "telemetry"
 
-    def __post_init__(self) -> None:
-        """Validate every field and freeze the telemetry."""
-        _choice(self.state, "state", _AVAILABILITY)
-        if self.kind is None:
-            if self.state == "online":
-                _fail("kind", "required while the device is online")
-        else:
-            _choice(self.kind, "kind", _DEVICE_KINDS)
-        _optional_text(self.version, "version", _MAX_VERSION)
-        _set(self, "telemetry", _scalars(self.telemetry, "telemetry"))
-        _check_size(self.to_json(), "telemetry")
+    state: Availability = _rule(_one_of(_AVAILABILITY))
+    kind: DeviceKind | None = _rule(_optional(_one_of(_DEVICE_KINDS)), default=None)
+    version: str | None = _rule(_VERSION_TEXT, default=None)
+    telemetry: Mapping[str, object] = _rule(_SCALARS_RULE, default_factory=dict, hash=False)
 
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON-ready dict."""
-        return {
-            "state": self.state,
-            "kind": self.kind,
-            "version": self.version,
-            "telemetry": dict(self.telemetry),
-        }
-
-    def to_json(self) -> bytes:
-        """Return the compact UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> DeviceState:
-        """Parse a payload, or raise PayloadError naming the offending field."""
-        obj = _load(data)
-        kind = obj.get("kind")
-        telemetry = obj.get("telemetry")
-        return cls(
-            state=cast(Availability, _choice(_require(obj, "state"), "state", _AVAILABILITY)),
-            kind=None if kind is None else cast(DeviceKind, _choice(kind, "kind", _DEVICE_KINDS)),
-            version=_optional_text(obj.get("version"), "version", _MAX_VERSION),
-            telemetry={} if telemetry is None else _scalars(telemetry, "telemetry"),
-        )
+    def _check(self) -> None:
+        if self.kind is None and self.state == "online":
+            _fail("kind", "required while the device is online")
 
     @classmethod
     def offline_json(cls, kind: DeviceKind | None = None, version: str | None = None) -> bytes:
@@ -452,38 +435,16 @@ class DeviceState:
 
 
 @dataclass(frozen=True)
-class DeviceCommand:
+class DeviceCommand(Payload):
     """A one-off command from the hub to a device (``devices/<id>/cmd``).
 
     ``args`` is a flat JSON object like ``telemetry`` of DeviceState.
     """
 
-    cmd: CommandName
-    args: Mapping[str, object] = field(default_factory=dict, hash=False)
+    size_field: ClassVar[str | None] = "args"
 
-    def __post_init__(self) -> None:
-        """Validate every field and freeze the arguments."""
-        _choice(self.cmd, "cmd", _COMMANDS)
-        _set(self, "args", _scalars(self.args, "args"))
-        _check_size(self.to_json(), "args")
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON-ready dict."""
-        return {"cmd": self.cmd, "args": dict(self.args)}
-
-    def to_json(self) -> bytes:
-        """Return the compact UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> DeviceCommand:
-        """Parse a payload, or raise PayloadError naming the offending field."""
-        obj = _load(data)
-        args = obj.get("args")
-        return cls(
-            cmd=cast(CommandName, _choice(_require(obj, "cmd"), "cmd", _COMMANDS)),
-            args={} if args is None else _scalars(args, "args"),
-        )
+    cmd: CommandName = _rule(_one_of(_COMMANDS))
+    args: Mapping[str, object] = _rule(_SCALARS_RULE, default_factory=dict, hash=False)
 
 
 def _rooms(value: object) -> tuple[str, ...]:
@@ -513,48 +474,23 @@ def _quiet_hours(value: object) -> tuple[str, str] | None:
 
 
 @dataclass(frozen=True)
-class DeviceConfig:
+class DeviceConfig(Payload):
     """The retained configuration of a device (``devices/<id>/config``), set by the hub.
 
     ``quiet_hours`` is a local (start, end) pair like ("22:00", "06:00"); it may wrap
     past midnight. Unknown keys are ignored when parsing.
     """
 
-    rooms: tuple[str, ...]
-    brightness: int = 100
-    quiet_hours: tuple[str, str] | None = None
-    language: Language = "de"
-
-    def __post_init__(self) -> None:
-        """Validate every field and normalise lists to tuples."""
-        _set(self, "rooms", _rooms(self.rooms))
-        _int(self.brightness, "brightness", 0, 100)
-        _set(self, "quiet_hours", _quiet_hours(self.quiet_hours))
-        _choice(self.language, "language", _LANGUAGES)
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON-ready dict."""
-        return {
-            "rooms": list(self.rooms),
-            "brightness": self.brightness,
-            "quiet_hours": None if self.quiet_hours is None else list(self.quiet_hours),
-            "language": self.language,
-        }
-
-    def to_json(self) -> bytes:
-        """Return the compact UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> DeviceConfig:
-        """Parse a payload, or raise PayloadError naming the offending field."""
-        obj = _load(data)
-        return cls(
-            rooms=_rooms(_require(obj, "rooms")),
-            brightness=_int(obj.get("brightness", 100), "brightness", 0, 100),
-            quiet_hours=_quiet_hours(obj.get("quiet_hours")),
-            language=cast(Language, _choice(obj.get("language", "de"), "language", _LANGUAGES)),
-        )
+    rooms: tuple[str, ...] = _rule(Rule(check=lambda v, _f: _rooms(v), dump=list))
+    brightness: int = _rule(_count(0, 100), default=100)
+    quiet_hours: tuple[str, str] | None = _rule(
+        Rule(
+            check=lambda v, _f: _quiet_hours(v),
+            dump=lambda q: None if q is None else list(q),
+        ),
+        default=None,
+    )
+    language: Language = _rule(_one_of(_LANGUAGES), default="de")
 
 
 def home_assistant_discovery(
@@ -606,7 +542,7 @@ HUB_EVENT_KINDS: tuple[str, ...] = ("queue", "ticket", "call", "colleague", "pre
 
 
 @dataclass(frozen=True)
-class HubEvent:
+class HubEvent(Payload):
     """A change of shared hub state that every hub process must pick up (``hub/events``).
 
     It carries no personal data: only what changed (``kind``) and an opaque reference
@@ -614,77 +550,24 @@ class HubEvent:
     database.
     """
 
-    kind: HubEventKind
-    ref: str | None = None
-    v: int = 1
-
-    def __post_init__(self) -> None:
-        _choice(self.kind, "kind", HUB_EVENT_KINDS)
-        if self.ref is not None:
-            _slug(self.ref, "ref")
-        if self.v != 1:
-            _fail("v", "must be 1")
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON object."""
-        return {"v": self.v, "kind": self.kind, "ref": self.ref}
-
-    def to_json(self) -> bytes:
-        """Return the UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> HubEvent:
-        """Parse and validate a payload, or raise PayloadError."""
-        obj = _load(data)
-        if obj.get("v") != 1:
-            _fail("v", "must be 1")
-        ref = obj.get("ref")
-        return cls(
-            kind=_choice(_require(obj, "kind"), "kind", HUB_EVENT_KINDS),  # type: ignore[arg-type]
-            ref=None if ref is None else _slug(ref, "ref"),
-        )
+    v: int = _rule(_version_one("must be 1"), default=1, kw_only=True)
+    kind: HubEventKind = _rule(_one_of(HUB_EVENT_KINDS))
+    ref: str | None = _rule(_optional(_SLUG), default=None)
 
 
 SIGNAL_KINDS: tuple[str, ...] = ("description", "candidate", "bye")
 
 
 @dataclass(frozen=True)
-class Signal:
+class Signal(Payload):
     """A WebRTC signalling message from one call participant to another (``signal/…``).
 
     Only hub processes publish these; ``data`` holds an SDP description or an ICE
     candidate exactly as the browser produced it, and nothing else.
     """
 
-    sender: str
-    kind: str
-    data: Mapping[str, object]
+    size_field: ClassVar[str | None] = "data"
 
-    def __post_init__(self) -> None:
-        _slug(self.sender, "sender")
-        _choice(self.kind, "kind", SIGNAL_KINDS)
-        if not isinstance(self.data, Mapping):
-            _fail("data", "must be an object")
-        _check_size(self.to_json(), "data")
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON object."""
-        return {"sender": self.sender, "kind": self.kind, "data": dict(self.data)}
-
-    def to_json(self) -> bytes:
-        """Return the UTF-8 JSON payload."""
-        return _dump(self.to_dict())
-
-    @classmethod
-    def parse(cls, data: bytes | str) -> Signal:
-        """Parse and validate a payload, or raise PayloadError."""
-        obj = _load(data)
-        body = _require(obj, "data")
-        if not isinstance(body, dict):
-            _fail("data", "must be an object")
-        return cls(
-            sender=_slug(_require(obj, "sender"), "sender"),
-            kind=_choice(_require(obj, "kind"), "kind", SIGNAL_KINDS),
-            data=body,
-        )
+    sender: str = _rule(_SLUG)
+    kind: str = _rule(_one_of(SIGNAL_KINDS))
+    data: Mapping[str, object] = _rule(Rule(check=_object, dump=dict))

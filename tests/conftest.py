@@ -17,9 +17,16 @@ from hub.config import Settings, load_settings
 from hub.db import session_scope, upgrade
 from hub.runtime import HubRuntime
 from tests.support.clock import ManualClock
+from tests.support.hashing import light_password_hashing
 from tests.support.mosquitto import Mosquitto
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _light_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accounts made in a test hash with light Argon2 parameters (tests/support/hashing.py)."""
+    light_password_hashing(monkeypatch)
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ on the call pages."""
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
@@ -23,7 +21,6 @@ from hub.db import session_scope, upgrade
 from hub.models import Participant
 from hub.runtime import HubRuntime
 from hub.schedule import Schedule
-from hub.services import users as users_service
 from hub.services.rooms import RoomInput
 from protocol.payloads import RoomState
 from tests.conftest import add_user, make_settings
@@ -71,14 +68,6 @@ TONE_COUNTER = """
   };
 })();
 """
-
-
-@pytest.fixture(autouse=True)
-def _light_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Accounts made here hash with light Argon2 parameters, so logging in stays quick
-    on a busy machine (the hash carries its parameters; verifying follows them)."""
-    light = functools.partial(PasswordHasher, time_cost=1, memory_cost=8 * 1024, parallelism=1)
-    monkeypatch.setattr(users_service, "PasswordHasher", light)
 
 
 def _session_of(runtime: HubRuntime, participant: str) -> str:

@@ -35,7 +35,6 @@ from tests.support.calls import (
     Seat,
     Staff,
     add_room,
-    cheap_password_hashing,
     csrf_of,
     documents_root,
     enter_room_as_guest,
@@ -59,11 +58,6 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.reception import setup_reception
 
 MB = 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _light_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap_password_hashing(monkeypatch)
 
 
 @pytest.fixture

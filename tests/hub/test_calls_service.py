@@ -48,17 +48,11 @@ from tests.support.calls import (
     PNG,
     SAMPLES,
     add_room,
-    cheap_password_hashing,
     documents_root,
     files_under,
 )
 from tests.support.clock import ManualClock
 from tests.support.reception import join_queues, setup_reception
-
-
-@pytest.fixture(autouse=True)
-def _light_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap_password_hashing(monkeypatch)
 
 
 @pytest.fixture

@@ -22,13 +22,8 @@ from hub.runtime import HubRuntime
 from hub.services.calls import Credentials
 from tests.conftest import PASSWORD, Account, add_user, log_in
 from tests.hub.test_calls_service import admitted, fresh, room, snapshot, ticket_call, user
-from tests.support.calls import PDF, add_room, cheap_password_hashing
+from tests.support.calls import PDF, add_room
 from tests.support.reception import join_queues, setup_reception
-
-
-@pytest.fixture(autouse=True)
-def _light_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap_password_hashing(monkeypatch)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ leaves every ticket, queue position and room status exactly as it was.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -29,7 +27,6 @@ from hub.app import close_app, create_app
 from hub.db import session_scope, upgrade
 from hub.models import CallSession, Participant, Room, Ticket
 from hub.runtime import HubRuntime
-from hub.services import users as users_service
 from tests.conftest import PASSWORD, Account, add_user, csrf_from, log_in, make_settings
 from tests.support.clock import ManualClock
 from tests.support.hubserver import LiveServer
@@ -60,15 +57,6 @@ def citizen_client(app: Flask) -> FlaskClient:
     n = next(_addresses)
     client.environ_base["REMOTE_ADDR"] = f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
     return client
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with light parameters: the default costs about a second per hash on a busy
-    two-core box, and these tests log in many staff members; no rule here depends on the cost.
-    (Autouse, so it is in place before the `app` fixture builds the hub.)"""
-    light = functools.partial(PasswordHasher, time_cost=1, memory_cost=8 * 1024, parallelism=1)
-    monkeypatch.setattr(users_service, "PasswordHasher", light)
 
 
 @dataclass

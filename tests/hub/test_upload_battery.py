@@ -35,7 +35,6 @@ from tests.support.calls import (
     PNG,
     Seat,
     add_room,
-    cheap_password_hashing,
     documents_root,
     enter_room_as_guest,
     enter_room_as_staff,
@@ -66,11 +65,6 @@ Limits = dict[str, object | Callable[[Path], object]]
 def above_free_space(folder: Path) -> int:
     """A low-water mark in MB above what the disk under `folder` has free: it counts as full."""
     return shutil.disk_usage(folder).free // MB + 1024
-
-
-@pytest.fixture(autouse=True)
-def _light_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap_password_hashing(monkeypatch)
 
 
 @pytest.fixture

@@ -21,8 +21,10 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
 ]
-# Upper bound for any single browser action or assertion in these tests.
-TIMEOUT_MS = 3000
+# Upper bound for any single browser action or assertion in these tests (not a target: the
+# machine may be busy with the rest of the suite; the figures the design asks for are
+# checked where they are named).
+TIMEOUT_MS = 10_000
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

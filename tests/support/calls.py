@@ -3,7 +3,6 @@ room statuses over MQTT and small but valid sample documents."""
 
 from __future__ import annotations
 
-import functools
 import io
 import itertools
 import json
@@ -14,8 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -27,7 +24,6 @@ from hub.db import session_scope
 from hub.models import Participant
 from hub.runtime import HubRuntime
 from hub.schedule import Schedule
-from hub.services import users as users_service
 from hub.services.rooms import RoomInput
 from protocol import topics
 from protocol.payloads import RoomStatus
@@ -51,12 +47,6 @@ JPEG = (
     b"\xff\xd9"
 )
 SAMPLES = {"pdf": (PDF, "application/pdf"), "png": (PNG, "image/png"), "jpeg": (JPEG, "image/jpeg")}
-
-
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with light parameters, so logging in several staff members stays quick."""
-    light = functools.partial(PasswordHasher, time_cost=1, memory_cost=8 * 1024, parallelism=1)
-    monkeypatch.setattr(users_service, "PasswordHasher", light)
 
 
 _addresses = itertools.count(1)

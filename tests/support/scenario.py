@@ -35,7 +35,6 @@ from tests.support.calls import (
     Seat,
     Staff,
     add_room,
-    cheap_password_hashing,
     csrf_of,
     enter_room_as_guest,
     enter_room_as_staff,
@@ -48,6 +47,7 @@ from tests.support.calls import (
     staff_login,
 )
 from tests.support.clock import ManualClock
+from tests.support.hashing import light_password_hashing
 from tests.support.hubserver import LiveServer
 from tests.support.mosquitto import Mosquitto
 from tests.support.outcomes import DatabaseReader
@@ -410,7 +410,7 @@ class MatrixHub:
 def matrix_hub(workdir: Path, clock: ManualClock) -> Iterator[MatrixHub]:
     """A hub with the reception of tests.support.reception, for a whole test module."""
     with pytest.MonkeyPatch.context() as patch:
-        cheap_password_hashing(patch)
+        light_password_hashing(patch)
         broker = Mosquitto(workdir)
         broker.start()
         try:
