@@ -21,7 +21,10 @@ ensure_venv dev
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 status=0
-.venv/bin/python -m pytest -q "$@" || status=$?
+# Two workers (the machines here have two cores and the tests wait on browsers, brokers and
+# networks much of the time); each test file stays on one worker, so its module fixtures
+# (a browser, a seeded hub) are made once.
+.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@" || status=$?
 if [ $status -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1
